@@ -1,0 +1,72 @@
+// The two ffmpeg children of the audio path: an Opus decoder per speaking participant
+// (Opus RTP payloads in Ogg pages in, 48 kHz mono s16le out) and an Opus encoder per
+// listener (s16le mix-minus in, Ogg Opus out, one 20 ms packet per page).
+import { EventEmitter } from "node:events";
+import { FfmpegProcess, type FfmpegExit } from "./FfmpegProcess.ts";
+import { OggOpusWriter, OggPacketReader, isOpusHeaderPacket, opusPacketSamples } from "./ogg.ts";
+
+const RAW_IN = ["-probesize", "32", "-analyzeduration", "0", "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", "pipe:0"];
+
+export class OpusDecoder extends EventEmitter<{ pcm: [Buffer]; exit: [FfmpegExit] }> {
+  private readonly proc: FfmpegProcess;
+  private readonly ogg = new OggOpusWriter({ channels: 1 });
+  private started = false;
+
+  constructor(ffmpegPath: string) {
+    super();
+    this.proc = new FfmpegProcess(ffmpegPath, "audio-decoder", [
+      "-probesize", "32", "-analyzeduration", "0", "-f", "ogg", "-i", "pipe:0",
+      "-f", "s16le", "-ar", "48000", "-ac", "1", "-flush_packets", "1", "pipe:1",
+    ]);
+    this.proc.stdout.on("data", (d: Buffer) => this.emit("pcm", d));
+    this.proc.on("exit", (e) => this.emit("exit", e));
+  }
+
+  decode(opusPacket: Buffer): void {
+    if (!opusPacket.length) return;
+    const samples = opusPacketSamples(opusPacket);
+    if (!samples) return;
+    if (!this.started) {
+      this.started = true;
+      this.proc.write(this.ogg.headers());
+    }
+    this.proc.write(this.ogg.packet(opusPacket, samples), 64 * 1024);
+  }
+
+  close(): void {
+    this.proc.removeAllListeners("exit");
+    this.proc.close();
+  }
+}
+
+export class OpusEncoder extends EventEmitter<{ packet: [Buffer, number]; exit: [FfmpegExit] }> {
+  private readonly proc: FfmpegProcess;
+  private readonly reader = new OggPacketReader();
+
+  constructor(ffmpegPath: string, kbps: number) {
+    super();
+    this.proc = new FfmpegProcess(ffmpegPath, "audio-encoder", [
+      ...RAW_IN,
+      "-c:a", "libopus", "-b:a", `${kbps}k`, "-frame_duration", "20", "-application", "voip",
+      "-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1",
+    ]);
+    this.proc.stdout.on("data", (d: Buffer) => {
+      for (const p of this.reader.push(d)) {
+        if (isOpusHeaderPacket(p.data)) continue;
+        this.emit("packet", p.data, opusPacketSamples(p.data));
+      }
+    });
+    this.proc.on("exit", (e) => this.emit("exit", e));
+  }
+
+  /** One 20 ms block of mono s16 samples; dropped if the encoder is backed up (> 200 ms queued). */
+  encode(pcm: Int16Array): boolean {
+    // Copied: the mixer reuses its block for the next tick while this one may still sit in the pipe.
+    return this.proc.write(Buffer.copyBytesFrom(pcm), 19200);
+  }
+
+  close(): void {
+    this.proc.removeAllListeners("exit");
+    this.proc.close();
+  }
+}

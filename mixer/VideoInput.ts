@@ -1,0 +1,104 @@
+// One participant's camera as the compositor sees it: a "latest frame" slot fed by a tile
+// decoder. Resizing (layout change) or a dead decoder is handled make-before-break: a new
+// decoder starts at the next keyframe while the old one keeps the tile alive, so the
+// composite never waits for this input.
+import { logger } from "../server/log.ts";
+import { metrics } from "../server/metrics.ts";
+import { TileDecoder } from "./TileDecoder.ts";
+import { Vp8FrameAssembler, type RtpLike } from "./vp8FrameAssembler.ts";
+
+const log = logger("video-input");
+
+export interface TileFrame {
+  data: Buffer;
+  width: number;
+  height: number;
+  /** performance.now() when it was decoded. */
+  at: number;
+  seq: number;
+}
+
+export class VideoInput {
+  private readonly assembler = new Vp8FrameAssembler();
+  private active: TileDecoder | undefined;
+  private pending: TileDecoder | undefined;
+  private want: { w: number; h: number } | undefined;
+  private restarts: number[] = [];
+  private closed = false;
+  private seq = 0;
+  /** The newest decoded tile, or undefined before the first one. */
+  latest: TileFrame | undefined;
+  /** performance.now() of the last video RTP packet. */
+  lastRtpAt = 0;
+
+  constructor(
+    private readonly ffmpegPath: string,
+    readonly participantId: string,
+    /** Asks the participant's browser for a keyframe (PLI); the owner rate-limits it. */
+    private readonly requestKeyframe: (reason: string) => void,
+  ) {}
+
+  /** The tile size changed: start a decoder for the new size; the old one serves until it is ready. */
+  setTileSize(w: number, h: number): void {
+    if (this.closed) return;
+    this.want = { w, h };
+    const cur = this.pending ?? this.active;
+    if (cur && cur.width === w && cur.height === h && cur.alive) return;
+    this.startDecoder("resize");
+  }
+
+  private startDecoder(reason: string): void {
+    if (!this.want || this.closed) return;
+    const now = performance.now();
+    this.restarts = this.restarts.filter((t) => now - t < 10_000);
+    if (this.restarts.length >= 10) {
+      log.error("tile decoder keeps failing; holding last frame", { participant: this.participantId });
+      return;
+    }
+    this.restarts.push(now);
+    this.pending?.close();
+    const dec = new TileDecoder(this.ffmpegPath, this.participantId, this.want.w, this.want.h);
+    this.pending = dec;
+    dec.on("frame", (data) => this.onDecoded(dec, data));
+    dec.on("exit", (e) => {
+      if (this.closed || e.expected) return;
+      metrics.ffmpegRestarts.inc({ role: "tile-decoder" });
+      if (this.active === dec) this.active = undefined;
+      if (this.pending === dec) this.pending = undefined;
+      if (!this.pending) setTimeout(() => this.startDecoder("decoder died"), 100).unref();
+    });
+    this.requestKeyframe(reason);
+  }
+
+  private onDecoded(dec: TileDecoder, data: Buffer): void {
+    if (dec === this.pending) {
+      // The new decoder produced its first tile: it takes over.
+      this.active?.close();
+      this.active = dec;
+      this.pending = undefined;
+    }
+    if (dec !== this.active) return;
+    this.latest = { data, width: dec.width, height: dec.height, at: performance.now(), seq: ++this.seq };
+  }
+
+  pushRtp(rtp: RtpLike): void {
+    if (this.closed) return;
+    this.lastRtpAt = performance.now();
+    const out = this.assembler.push(rtp, this.lastRtpAt);
+    if (out.dropped) metrics.videoFramesDropped.inc({}, out.dropped);
+    if (out.keyframeNeeded) this.requestKeyframe("loss");
+    for (const frame of out.frames) {
+      if (this.active && !this.active.decode(frame) && !this.active.hasStarted) this.requestKeyframe("decoder start");
+      if (this.pending && !this.pending.decode(frame) && !this.pending.hasStarted) {
+        // waiting for the keyframe requested when it started
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.active?.close();
+    this.pending?.close();
+    this.active = this.pending = undefined;
+  }
+}

@@ -1,0 +1,46 @@
+// Grid geometry of the composite: pure, no I/O.
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+const even = (v: number) => v - (v % 2);
+
+/**
+ * Auto grid for n tiles on a width x height canvas: ceil(sqrt(n)) columns, as many rows as needed.
+ * A short last row is centred. All coordinates and sizes are even so yuv420p chroma stays aligned.
+ */
+export function gridLayout(n: number, width: number, height: number): Rect[] {
+  if (n <= 0) return [];
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const w = even(Math.floor(width / cols));
+  const h = even(Math.floor(height / rows));
+  // Spread leftover pixels as margins so the grid sits in the middle of the canvas.
+  const x0 = even(Math.floor((width - w * cols) / 2));
+  const y0 = even(Math.floor((height - h * rows) / 2));
+  const tiles: Rect[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = Math.floor(i / cols);
+    const col = i % cols;
+    const inRow = row === rows - 1 ? n - cols * (rows - 1) : cols;
+    const rowOffset = even(Math.floor(((cols - inRow) * w) / 2));
+    tiles.push({ x: x0 + rowOffset + col * w, y: y0 + row * h, w, h });
+  }
+  return tiles;
+}
+
+/** The largest even-sized rectangle with the source's aspect ratio that fits in a w x h tile, centred. */
+export function letterbox(srcW: number, srcH: number, w: number, h: number): Rect {
+  const scale = Math.min(w / srcW, h / srcH);
+  const fw = Math.max(2, even(Math.round(srcW * scale)));
+  const fh = Math.max(2, even(Math.round(srcH * scale)));
+  return { x: even(Math.floor((w - fw) / 2)), y: even(Math.floor((h - fh) / 2)), w: fw, h: fh };
+}
+
+export function sameRect(a: Rect | undefined, b: Rect | undefined): boolean {
+  return !!a && !!b && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
+}

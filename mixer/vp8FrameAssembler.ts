@@ -1,0 +1,159 @@
+// Reassembles VP8 frames from RTP packets (RFC 7741): reorders within a window, waits a
+// little for NACK retransmissions, and after an unrecoverable loss drops frames until the
+// next keyframe (VP8 inter frames reference earlier frames), telling the owner to send a PLI.
+import { Vp8RtpPayload } from "werift";
+
+export interface Vp8Frame {
+  data: Buffer;
+  timestamp: number;
+  isKeyframe: boolean;
+}
+
+interface Pkt {
+  seq: number; // unwrapped
+  timestamp: number;
+  marker: boolean;
+  start: boolean; // S=1 and partition 0: first packet of a frame
+  payload: Buffer;
+  arrivedAt: number;
+}
+
+export interface AssemblerOutput {
+  frames: Vp8Frame[];
+  /** Set when a loss could not be repaired: the sender must be asked for a keyframe. */
+  keyframeNeeded: boolean;
+  dropped: number;
+}
+
+export interface RtpLike {
+  header: { sequenceNumber: number; timestamp: number; marker: boolean };
+  payload: Buffer;
+}
+
+export class Vp8FrameAssembler {
+  private packets = new Map<number, Pkt>();
+  private nextSeq: number | undefined;
+  private highest: number | undefined;
+  private waitingForKeyframe = true;
+
+  constructor(
+    /** How long a hole may wait for a retransmission before it is given up. */
+    private readonly maxWaitMs = 120,
+    private readonly maxPackets = 1024,
+  ) {}
+
+  private unwrap(seq16: number): number {
+    if (this.highest === undefined) return seq16;
+    const base = this.highest - (this.highest & 0xffff);
+    let seq = base + seq16;
+    if (seq - this.highest > 0x8000) seq -= 0x10000;
+    else if (this.highest - seq > 0x8000) seq += 0x10000;
+    return seq;
+  }
+
+  push(rtp: RtpLike, now = performance.now()): AssemblerOutput {
+    const out: AssemblerOutput = { frames: [], keyframeNeeded: false, dropped: 0 };
+    if (rtp.payload.length === 0) return out; // padding-only packet
+    let desc: Vp8RtpPayload;
+    try {
+      desc = Vp8RtpPayload.deSerialize(rtp.payload);
+    } catch {
+      return out;
+    }
+    const seq = this.unwrap(rtp.header.sequenceNumber);
+    if (this.nextSeq !== undefined && seq < this.nextSeq) return out; // late duplicate/retransmission
+    this.highest = this.highest === undefined ? seq : Math.max(this.highest, seq);
+    this.packets.set(seq, {
+      seq,
+      timestamp: rtp.header.timestamp,
+      marker: rtp.header.marker,
+      start: desc.sBit === 1 && desc.pid === 0,
+      payload: desc.payload,
+      arrivedAt: now,
+    });
+    this.drain(now, out);
+    return out;
+  }
+
+  private drain(now: number, out: AssemblerOutput): void {
+    for (;;) {
+      if (this.nextSeq === undefined) {
+        const first = this.firstStartFrom(-Infinity);
+        if (first === undefined) break;
+        this.nextSeq = first;
+      }
+      const frame = this.tryFrameAt(this.nextSeq);
+      if (frame) {
+        this.emit(frame.frame, out);
+        this.forgetBefore(frame.end + 1);
+        this.nextSeq = frame.end + 1;
+        continue;
+      }
+      // Hole at nextSeq: give it maxWaitMs for a retransmission, or give up sooner if the buffer overflows.
+      const oldest = this.oldestArrival();
+      const overdue = oldest !== undefined && now - oldest > this.maxWaitMs;
+      if (!overdue && this.packets.size < this.maxPackets) break;
+      const next = this.firstStartFrom(this.nextSeq + 1);
+      if (next === undefined) break;
+      out.dropped += this.forgetBefore(next);
+      this.nextSeq = next;
+      if (!this.waitingForKeyframe) out.keyframeNeeded = true;
+      this.waitingForKeyframe = true;
+    }
+  }
+
+  private emit(frame: Vp8Frame, out: AssemblerOutput): void {
+    if (this.waitingForKeyframe && !frame.isKeyframe) {
+      out.dropped++;
+      out.keyframeNeeded = true;
+      return;
+    }
+    this.waitingForKeyframe = false;
+    out.frames.push(frame);
+  }
+
+  /** A complete frame starting at seq (S bit, same timestamp, through the marker bit), if all packets are here. */
+  private tryFrameAt(seq: number): { frame: Vp8Frame; end: number } | undefined {
+    const first = this.packets.get(seq);
+    if (!first) return undefined;
+    if (!first.start) {
+      // Not a frame start: a tail whose head was lost. Skip it like a hole.
+      return undefined;
+    }
+    const parts: Buffer[] = [];
+    for (let s = seq; ; s++) {
+      const p = this.packets.get(s);
+      if (!p || p.timestamp !== first.timestamp) return undefined;
+      parts.push(p.payload);
+      if (p.marker) {
+        const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        return { frame: { data, timestamp: first.timestamp, isKeyframe: (data[0] & 1) === 0 }, end: s };
+      }
+    }
+  }
+
+  private firstStartFrom(from: number): number | undefined {
+    let best: number | undefined;
+    for (const p of this.packets.values()) {
+      if (p.start && p.seq >= from && (best === undefined || p.seq < best)) best = p.seq;
+    }
+    return best;
+  }
+
+  private oldestArrival(): number | undefined {
+    let oldest: number | undefined;
+    for (const p of this.packets.values()) if (oldest === undefined || p.arrivedAt < oldest) oldest = p.arrivedAt;
+    return oldest;
+  }
+
+  private forgetBefore(seq: number): number {
+    let n = 0;
+    for (const s of this.packets.keys()) {
+      if (s < seq) {
+        this.packets.delete(s);
+        n++;
+      }
+    }
+    return n;
+  }
+}

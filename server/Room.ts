@@ -1,0 +1,87 @@
+// A room owns its participants and its mixer. The mixer starts with the first participant;
+// when the last one leaves the room closes it (no ffmpeg child, timer or socket left).
+import { EventEmitter } from "node:events";
+import { Mixer } from "../mixer/Mixer.ts";
+import type { Config } from "./config.ts";
+import { logger } from "./log.ts";
+import { metrics } from "./metrics.ts";
+import { Participant, type CloseReason } from "./Participant.ts";
+
+const log = logger("room");
+
+export class RoomFullError extends Error {}
+
+export class Room extends EventEmitter<{ participants: [{ id: string; name: string }[]]; empty: [] }> {
+  private readonly participants = new Map<string, Participant>();
+  private mixer: Mixer | undefined;
+  private nextId = 1;
+
+  constructor(
+    readonly id: string,
+    private readonly config: Config,
+  ) {
+    super();
+  }
+
+  get size(): number {
+    return this.participants.size;
+  }
+
+  get currentMixer(): Mixer | undefined {
+    return this.mixer;
+  }
+
+  join(name: string): Participant {
+    if (this.participants.size >= this.config.maxParticipants) {
+      throw new RoomFullError(`room "${this.id}" is full (${this.config.maxParticipants} participants)`);
+    }
+    this.mixer ??= new Mixer({
+      ffmpegPath: this.config.ffmpegPath,
+      width: this.config.width,
+      height: this.config.height,
+      fps: this.config.fps,
+      kbps: this.config.videoKbps,
+      audioKbps: this.config.audioKbps,
+      keyframeIntervalS: this.config.keyframeIntervalS,
+      keyframeMinIntervalMs: this.config.keyframeMinIntervalMs,
+      stallTimeoutMs: this.config.stallTimeoutMs,
+    });
+    const id = `${this.id}-${this.nextId++}-${Math.random().toString(36).slice(2, 8)}`;
+    const p = new Participant(id, name, this.mixer, this.config);
+    this.participants.set(id, p);
+    this.mixer.add(id, p.sink);
+    p.once("close", (reason) => this.onParticipantClosed(p, reason));
+    metrics.participants.inc({}, 1);
+    log.info("participant joined", { room: this.id, participant: id, name, size: this.participants.size });
+    this.broadcastList();
+    return p;
+  }
+
+  private onParticipantClosed(p: Participant, reason: CloseReason): void {
+    if (!this.participants.delete(p.id)) return;
+    metrics.participants.inc({}, -1);
+    this.mixer?.remove(p.id);
+    log.info("participant left", { room: this.id, participant: p.id, reason, size: this.participants.size });
+    if (this.participants.size === 0) {
+      this.mixer?.close();
+      this.mixer = undefined;
+      this.emit("empty");
+    } else {
+      this.broadcastList();
+    }
+  }
+
+  list(): { id: string; name: string }[] {
+    return [...this.participants.values()].map((p) => ({ id: p.id, name: p.name }));
+  }
+
+  private broadcastList(): void {
+    this.emit("participants", this.list());
+  }
+
+  close(): void {
+    for (const p of [...this.participants.values()]) p.close("room-closed");
+    this.mixer?.close();
+    this.mixer = undefined;
+  }
+}

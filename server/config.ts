@@ -1,0 +1,115 @@
+// The one place configuration is read from the environment (documented in README's table).
+import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Composite canvas size and rate. */
+  width: number;
+  height: number;
+  fps: number;
+  /** Composite VP8 target bitrate, kbit/s. */
+  videoKbps: number;
+  /** Per-listener Opus bitrate, kbit/s. */
+  audioKbps: number;
+  /** Periodic keyframe interval of the composite, seconds (PLIs force extra ones). */
+  keyframeIntervalS: number;
+  /** Minimum spacing of forced composite keyframes, ms. */
+  keyframeMinIntervalMs: number;
+  /** A tile whose input sent nothing for this long shows the placeholder, ms. */
+  stallTimeoutMs: number;
+  /** UDP port range for ICE, or undefined for any port. */
+  rtcPortRange: [number, number] | undefined;
+  /** Public IP announced as an extra host candidate (behind NAT/containers). */
+  announcedIp: string | undefined;
+  /** ICE servers handed to clients in `joined` (JSON array). */
+  iceServers: { urls: string | string[]; username?: string; credential?: string }[];
+  ffmpegPath: string;
+  logLevel: LogLevel;
+  /** Largest accepted signaling message, bytes. */
+  maxMessageBytes: number;
+  /** Most participants in one room. */
+  maxParticipants: number;
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, def: number, min = 1, max = 1_000_000): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got "${raw}"`);
+  }
+  return n;
+}
+
+function size(env: NodeJS.ProcessEnv): [number, number] {
+  const raw = env.OUTPUT_SIZE ?? "1280x720";
+  const m = /^(\d+)x(\d+)$/.exec(raw);
+  if (!m) throw new ConfigError(`OUTPUT_SIZE must look like 1280x720, got "${raw}"`);
+  const w = Number(m[1]);
+  const h = Number(m[2]);
+  // yuv420p needs even dimensions.
+  if (w < 64 || h < 64 || w % 2 || h % 2 || w > 3840 || h > 2160) {
+    throw new ConfigError(`OUTPUT_SIZE must be even and between 64x64 and 3840x2160, got "${raw}"`);
+  }
+  return [w, h];
+}
+
+function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
+  const raw = env.RTC_PORT_RANGE;
+  if (!raw) return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  const lo = Number(m?.[1]);
+  const hi = Number(m?.[2]);
+  if (!m || lo < 1024 || hi > 65535 || lo >= hi) {
+    throw new ConfigError(`RTC_PORT_RANGE must look like 40000-40999 (min < max), got "${raw}"`);
+  }
+  return [lo, hi];
+}
+
+function iceServers(env: NodeJS.ProcessEnv): Config["iceServers"] {
+  const raw = env.ICE_SERVERS;
+  if (!raw) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`ICE_SERVERS must be a JSON array, got "${raw}"`);
+  }
+  const ok =
+    Array.isArray(parsed) &&
+    parsed.every((s) => s && (typeof s.urls === "string" || Array.isArray(s.urls)));
+  if (!ok) throw new ConfigError(`ICE_SERVERS must be a JSON array of {urls, username?, credential?}`);
+  return parsed as Config["iceServers"];
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const [width, height] = size(env);
+  const logLevel = (env.LOG_LEVEL ?? "info") as LogLevel;
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be debug|info|warn|error, got "${logLevel}"`);
+  }
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: env.HOST ?? "0.0.0.0",
+    width,
+    height,
+    fps: int(env, "OUTPUT_FPS", 30, 1, 60),
+    videoKbps: int(env, "VIDEO_KBPS", 1500, 50, 20_000),
+    audioKbps: int(env, "AUDIO_KBPS", 32, 6, 256),
+    keyframeIntervalS: int(env, "KEYFRAME_INTERVAL_S", 10, 1, 600),
+    keyframeMinIntervalMs: int(env, "KEYFRAME_MIN_INTERVAL_MS", 500, 0, 60_000),
+    stallTimeoutMs: int(env, "STALL_TIMEOUT_MS", 1500, 100, 60_000),
+    rtcPortRange: portRange(env),
+    announcedIp: env.ANNOUNCED_IP || undefined,
+    iceServers: iceServers(env),
+    ffmpegPath: env.FFMPEG_PATH || ffmpegInstaller.path,
+    logLevel,
+    maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+    maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),
+  };
+}

@@ -1,0 +1,47 @@
+// The HTTP side: a thin koa app. Routes call into the domain; they do not hold it.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import Koa from "koa";
+import { renderMetrics } from "./metrics.ts";
+import type { Rooms } from "./Rooms.ts";
+
+const clientDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "client");
+
+export function createHttpApp(rooms: Rooms): Koa {
+  const app = new Koa();
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      ctx.status = 500;
+      ctx.body = { error: "internal", message: (err as Error).message };
+    }
+  });
+  app.use(async (ctx, next) => {
+    if (ctx.method !== "GET") return next();
+    switch (ctx.path) {
+      case "/healthz":
+        ctx.body = { ok: true };
+        return;
+      case "/metrics":
+        ctx.type = "text/plain; version=0.0.4";
+        ctx.body = renderMetrics();
+        return;
+      case "/api/rooms":
+        ctx.body = rooms.all().map((r) => ({ id: r.id, participants: r.list(), layout: r.currentMixer?.layout() ?? [] }));
+        return;
+      case "/":
+      case "/index.html":
+        ctx.type = "html";
+        ctx.body = await fs.readFile(path.join(clientDir, "index.html"));
+        return;
+      case "/client.js":
+        ctx.type = "application/javascript";
+        ctx.body = await fs.readFile(path.join(clientDir, "client.js"));
+        return;
+    }
+    return next();
+  });
+  return app;
+}

@@ -1,0 +1,82 @@
+// The signaling protocol: one schema per message (zod), parsed in one place.
+import { z } from "zod";
+
+export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+const Join = z.object({
+  type: z.literal("join"),
+  room: z.string().regex(ROOM_RE, "room must be 1-64 characters of A-Z a-z 0-9 _ -"),
+  name: z.string().trim().min(1, "name must not be empty").max(64, "name must be at most 64 characters"),
+});
+const Offer = z.object({ type: z.literal("offer"), sdp: z.string().min(1).max(64 * 1024) });
+const Candidate = z.object({
+  type: z.literal("candidate"),
+  candidate: z
+    .object({
+      candidate: z.string().max(1024),
+      sdpMid: z.string().max(64).nullish(),
+      sdpMLineIndex: z.number().int().min(0).max(64).nullish(),
+      usernameFragment: z.string().max(256).nullish(),
+    })
+    .nullable(),
+});
+const Leave = z.object({ type: z.literal("leave") });
+
+export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type JoinMessage = z.infer<typeof Join>;
+export type CandidateInit = NonNullable<z.infer<typeof Candidate>["candidate"]>;
+
+export type ErrorCode =
+  | "bad_json"
+  | "too_large"
+  | "unknown_type"
+  | "invalid_message"
+  | "not_joined"
+  | "already_joined"
+  | "room_full"
+  | "bad_offer"
+  | "internal";
+
+export type ServerMessage =
+  | { type: "joined"; participantId: string; room: string; iceServers: unknown[] }
+  | { type: "answer"; sdp: string }
+  | { type: "candidate"; candidate: CandidateInit | null }
+  | { type: "participants"; participants: { id: string; name: string }[] }
+  | { type: "error"; code: ErrorCode; message: string };
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave"]);
+
+/** Parses one raw message; throws ProtocolError with the code the client will receive. */
+export function parseClientMessage(raw: string | Buffer, maxBytes: number): ClientMessage {
+  const size = typeof raw === "string" ? Buffer.byteLength(raw) : raw.length;
+  if (size > maxBytes) throw new ProtocolError("too_large", `message of ${size} bytes exceeds the ${maxBytes}-byte limit`);
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString());
+  } catch {
+    throw new ProtocolError("bad_json", "message is not valid JSON");
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ProtocolError("invalid_message", "message must be a JSON object with a string `type`");
+  }
+  const type = (data as { type?: unknown }).type;
+  if (typeof type !== "string") throw new ProtocolError("invalid_message", "message must have a string `type`");
+  if (!KNOWN_TYPES.has(type)) throw new ProtocolError("unknown_type", `unknown message type "${type.slice(0, 40)}"`);
+  const r = ClientMessage.safeParse(data);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new ProtocolError("invalid_message", `${type}: ${where}${issue.message}`);
+  }
+  return r.data;
+}
