@@ -1,0 +1,189 @@
+// Acceptance of the mixed call with real werift peers and real ffmpeg: what each participant
+// sees in the composite and hears in its mix-minus.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
+import { metrics } from "../../server/metrics.ts";
+import type { RunningServer } from "../../server/main.ts";
+import { closeAll, heardLevels, joinAll, longestGap, sleep, startTestServer, tileEdge, tileRgb, waitFor, waitForTiles } from "../support/call.ts";
+import { isDark, meanRgb } from "../support/pixels.ts";
+import { VIEW_W } from "../support/SyntheticParticipant.ts";
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const serverChildren = () => liveFfmpegProcesses().filter((p) => p.role !== "test-viewer");
+
+describe("a three-person call", () => {
+  it("gives everyone one video and one audio track, every colour in its tile, and mix-minus audio", async () => {
+    const ids = ["p0", "p1", "p2"];
+    const ps = await joinAll(server, "three", ids);
+    try {
+      for (const p of ps) {
+        expect(p.videoTracksReceived).toBe(1);
+        expect(p.audioTracksReceived).toBe(1);
+      }
+      for (const p of ps) await waitForTiles(p, ids);
+      // Letterboxing: a 4:3 camera in a 16:9 tile keeps its shape, so the tile's side edges are black bars.
+      const bar = meanRgb(ps[0].latestFrame!, VIEW_W, tileEdge(0, 3));
+      expect(isDark(bar), `left edge of tile 0 is ${bar}`).toBe(true);
+      await sleep(1500); // let every mix fill a full second of audio
+      ps.forEach((p, i) => {
+        const levels = heardLevels(p, ids);
+        const own = levels[ids[i]];
+        if (process.env.DEBUG_TEST) console.log(ids[i], JSON.stringify(levels), JSON.stringify(bar));
+        const others = ids.filter((_, j) => j !== i).map((id) => levels[id]);
+        for (const o of others) {
+          expect(o, `${ids[i]} hears ${JSON.stringify(levels)}`).toBeGreaterThan(-25);
+          expect(o - own, `${ids[i]} own tone suppression ${JSON.stringify(levels)}`).toBeGreaterThanOrEqual(30);
+        }
+      });
+    } finally {
+      await closeAll(ps);
+    }
+  });
+});
+
+describe("membership changes", () => {
+  it("re-lays out on join and leave at the next tick, with no gap of 200 ms for anyone", async () => {
+    const ps = await joinAll(server, "churn", ["p0", "p1", "p2"]);
+    try {
+      for (const p of ps) await waitForTiles(p, ["p0", "p1", "p2"]);
+      const t0 = performance.now();
+      const [fourth] = await joinAll(server, "churn", ["p3"]);
+      for (const p of [...ps, fourth]) await waitForTiles(p, ["p0", "p1", "p2", "p3"]);
+      await sleep(500);
+      await ps[1].close(); // p1 leaves: p0, p2, p3 re-flow into three tiles
+      const rest = [ps[0], ps[2], fourth];
+      for (const p of rest) await waitForTiles(p, ["p0", "p2", "p3"]);
+      await sleep(500);
+      const t1 = performance.now();
+      for (const p of [ps[0], ps[2]]) expect(longestGap(p, t0, t1), `gap seen by ${p.participantId}`).toBeLessThan(200);
+      await fourth.close();
+    } finally {
+      await closeAll(ps);
+    }
+  });
+
+  it("keeps the composite flowing for everyone while one uplink loses 30 % of its video", async () => {
+    const [lossy] = await joinAll(server, "lossy", ["p0"], { videoLoss: 0.3 });
+    const ps = await joinAll(server, "lossy", ["p1", "p2"]);
+    try {
+      for (const p of ps) await waitFor("composite frames", () => p.decodedFrames > 10);
+      const t0 = performance.now();
+      await sleep(3000);
+      for (const p of ps) {
+        expect(longestGap(p, t0), `gap seen by ${p.participantId}`).toBeLessThan(200);
+        const fps = p.frameTimes.filter((t) => t >= t0).length / 3;
+        expect(fps).toBeGreaterThan(25);
+      }
+      // The lossy participant's own tile still shows its colour (keyframes requested after losses).
+      for (const p of ps) await waitForTiles(p, ["p0", "p1", "p2"], 15_000);
+    } finally {
+      await closeAll([lossy, ...ps]);
+    }
+  });
+});
+
+describe("a camera that stops", () => {
+  it("keeps everyone's frames at full rate and turns its tile into the placeholder within 3 s", async () => {
+    const ids = ["p0", "p1", "p2"];
+    const ps = await joinAll(server, "stall", ids);
+    try {
+      for (const p of ps) await waitForTiles(p, ids);
+      ps[2].stopVideo();
+      const t0 = performance.now();
+      await waitFor("placeholder in tile 2", () => {
+        const c = tileRgb(ps[0], 2, 3);
+        // Dark grey (Y=48): not p2's blue, not the black of the bars either.
+        return performance.now() - t0 < 3000 && isDark(c, 70) && !isDark(c, 20) && c;
+      }, 3000);
+      await sleep(1000);
+      for (const p of ps.slice(0, 2)) {
+        const fps = p.frameTimes.filter((t) => t >= t0).length / ((performance.now() - t0) / 1000);
+        expect(fps, `frame rate seen by ${p.participantId}`).toBeGreaterThan(27);
+        expect(longestGap(p, t0)).toBeLessThan(200);
+      }
+      // The other tiles are untouched, and the camera coming back replaces the placeholder.
+      expect(tileRgb(ps[0], 0, 3)).toBeDefined();
+      ps[2].startVideo();
+      await waitForTiles(ps[0], ids);
+    } finally {
+      await closeAll(ps);
+    }
+  });
+});
+
+describe("two rooms at once", () => {
+  it("keeps colours and tones inside their own room", async () => {
+    const a = await joinAll(server, "room-a", ["p0", "p1"]);
+    const b = await joinAll(server, "room-b", ["p2", "p3"]);
+    try {
+      for (const p of a) await waitForTiles(p, ["p0", "p1"]);
+      for (const p of b) await waitForTiles(p, ["p2", "p3"]);
+      await sleep(1500);
+      const all = ["p0", "p1", "p2", "p3"];
+      const check = (p: (typeof a)[0], other: string, foreign: string[]) => {
+        const l = heardLevels(p, all);
+        expect(l[other], JSON.stringify(l)).toBeGreaterThan(-25);
+        for (const f of foreign) expect(l[other] - l[f], JSON.stringify(l)).toBeGreaterThanOrEqual(30);
+      };
+      check(a[0], "p1", ["p2", "p3"]);
+      check(a[1], "p0", ["p2", "p3"]);
+      check(b[0], "p3", ["p0", "p1"]);
+      check(b[1], "p2", ["p0", "p1"]);
+    } finally {
+      await closeAll([...a, ...b]);
+    }
+  });
+});
+
+describe("cleanup", () => {
+  it("leaves no ffmpeg process, room or timer behind when everyone leaves", async () => {
+    const ps = await joinAll(server, "cleanup", ["p0", "p1"]);
+    await waitForTiles(ps[0], ["p0", "p1"]);
+    expect(serverChildren().length).toBeGreaterThan(0);
+    const pids = serverChildren().map((c) => c.pid!);
+    await closeAll(ps);
+    await waitFor("room closed", () => !server.rooms.get("cleanup"), 5000);
+    await waitFor("children gone", () => serverChildren().length === 0, 5000);
+    // And the OS agrees: none of those pids is still alive.
+    await waitFor("pids gone", () => pids.every((pid) => !isAlive(pid)), 5000);
+  });
+});
+
+describe("keyframes", () => {
+  it("answers a receiver's PLI with a composite keyframe", async () => {
+    const ps = await joinAll(server, "pli", ["p0", "p1"]);
+    try {
+      await waitForTiles(ps[0], ["p0", "p1"]);
+      // Wait for a quiet second: join-time keyframes are over.
+      await waitFor("no keyframe for 1.5 s", () => {
+        const k = ps[0].keyframeTimes;
+        return k.length > 0 && performance.now() - k[k.length - 1] > 1500;
+      }, 15_000);
+      const before = ps[0].keyframeTimes.length;
+      const forced = metrics.keyframesForced.get();
+      const t0 = performance.now();
+      ps[0].sendPli();
+      await waitFor("a keyframe after the PLI", () => ps[0].keyframeTimes.length > before, 2000);
+      expect(ps[0].keyframeTimes[before] - t0).toBeLessThan(1000);
+      expect(metrics.keyframesForced.get()).toBe(forced + 1);
+    } finally {
+      await closeAll(ps);
+    }
+  });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
