@@ -12,7 +12,7 @@ import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import type { CandidateInit } from "./protocol.ts";
-import { announceIp } from "./sdp.ts";
+import { announceIp, checkOffer } from "./sdp.ts";
 
 const log = logger("participant");
 
@@ -87,6 +87,8 @@ export class Participant extends EventEmitter<{ candidate: [CandidateInit | null
   /** Answers the browser's offer (addTrack camera + mic); our tracks ride the same transceivers. */
   async handleOffer(sdp: string): Promise<string> {
     if (this.closed) throw new Error("participant closed");
+    const problem = checkOffer(sdp);
+    if (problem) throw new Error(problem);
     this.pc ??= this.createPeer();
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });

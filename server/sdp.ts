@@ -15,3 +15,12 @@ export function announceIp(sdpOrCandidate: string, ip: string): string {
     })
     .join("\r\n");
 }
+
+/** Cheap sanity checks before werift sees an offer: werift answers almost anything, even nonsense. */
+export function checkOffer(sdp: string): string | undefined {
+  if (!/^v=0\r?\n/.test(sdp)) return "offer SDP must start with v=0";
+  if (!/^m=(audio|video) /m.test(sdp)) return "offer has no audio or video m-line";
+  if (!/^a=ice-ufrag:/m.test(sdp)) return "offer has no a=ice-ufrag";
+  if (!/^a=fingerprint:/m.test(sdp)) return "offer has no DTLS a=fingerprint";
+  return undefined;
+}
