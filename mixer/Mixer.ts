@@ -47,8 +47,8 @@ export class Mixer {
     return this.compositor.encoder;
   }
 
-  add(id: string, sink: ParticipantSink): void {
-    const video = new VideoInput(this.s.ffmpegPath, id, (reason) => sink.requestCameraKeyframe(reason));
+  add(id: string, name: string, sink: ParticipantSink): void {
+    const video = new VideoInput(this.s.ffmpegPath, id, name, (reason) => sink.requestCameraKeyframe(reason));
     const entry: Entry = { sink, video, audioPacketizer: new OpusPacketizer({ payloadType: 111 }), audioTimestamp: random32() };
     this.entries.set(id, entry);
     this.compositor.add(video);

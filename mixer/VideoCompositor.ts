@@ -7,10 +7,9 @@ import { MediaClock, type Tick } from "./clock.ts";
 import { CompositeEncoder, type EncoderSettings, type EncodedFrame } from "./CompositeEncoder.ts";
 import { gridLayout, sameRect, type Rect } from "./layout.ts";
 import type { VideoInput } from "./VideoInput.ts";
+import { PLACEHOLDER_YUV, renderPlaceholder } from "./placeholder.ts";
 import { blitCentered, fillRect, frameBytes } from "./yuv.ts";
 
-/** Dark grey: distinct from the black letterbox bars around a picture. */
-export const PLACEHOLDER_YUV = [48, 128, 128] as const;
 const BLACK_YUV = [16, 128, 128] as const;
 
 interface Slot {
@@ -18,6 +17,8 @@ interface Slot {
   rect: Rect | undefined;
   drawnSeq: number;
   showingPlaceholder: boolean;
+  /** The named placeholder picture for the current tile size, once rendered. */
+  placeholder: Buffer | undefined;
 }
 
 export interface CompositorSettings extends EncoderSettings {
@@ -45,7 +46,7 @@ export class VideoCompositor {
   }
 
   add(input: VideoInput): void {
-    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false });
+    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false, placeholder: undefined });
     this.layoutDirty = true;
   }
 
@@ -66,12 +67,24 @@ export class VideoCompositor {
     fillRect(this.canvas, W, H, { x: 0, y: 0, w: W, h: H }, ...BLACK_YUV);
     this.slots.forEach((slot, i) => {
       const r = rects[i];
-      if (!sameRect(slot.rect, r)) slot.input.setTileSize(r.w, r.h);
+      if (!sameRect(slot.rect, r)) {
+        slot.input.setTileSize(r.w, r.h);
+        if (slot.rect?.w !== r.w || slot.rect?.h !== r.h) this.preparePlaceholder(slot, r);
+      }
       slot.rect = r;
       slot.drawnSeq = -1;
       slot.showingPlaceholder = false;
     });
     this.layoutDirty = false;
+  }
+
+  private preparePlaceholder(slot: Slot, r: Rect): void {
+    slot.placeholder = undefined;
+    void renderPlaceholder(this.s.ffmpegPath, slot.input.name, r.w, r.h).then((buf) => {
+      if (!buf || slot.rect?.w !== r.w || slot.rect?.h !== r.h) return;
+      slot.placeholder = buf;
+      slot.showingPlaceholder = false; // redraw with the name at the next tick if it is showing
+    });
   }
 
   private tick(t: Tick): void {
@@ -86,7 +99,8 @@ export class VideoCompositor {
       const stalled = !f || now - f.at > this.s.stallTimeoutMs;
       if (stalled) {
         if (!slot.showingPlaceholder) {
-          fillRect(this.canvas, W, H, r, ...PLACEHOLDER_YUV);
+          if (slot.placeholder) blitCentered(this.canvas, W, H, r, slot.placeholder, r.w, r.h);
+          else fillRect(this.canvas, W, H, r, ...PLACEHOLDER_YUV);
           slot.showingPlaceholder = true;
         }
         continue;

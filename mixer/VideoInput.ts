@@ -34,6 +34,8 @@ export class VideoInput {
   constructor(
     private readonly ffmpegPath: string,
     readonly participantId: string,
+    /** Display name, drawn on the placeholder tile. */
+    readonly name: string,
     /** Asks the participant's browser for a keyframe (PLI); the owner rate-limits it. */
     private readonly requestKeyframe: (reason: string) => void,
   ) {}
@@ -88,9 +90,9 @@ export class VideoInput {
     if (out.dropped) metrics.videoFramesDropped.inc({}, out.dropped);
     if (out.keyframeNeeded) this.requestKeyframe("loss");
     for (const frame of out.frames) {
-      if (this.active && !this.active.decode(frame) && !this.active.hasStarted) this.requestKeyframe("decoder start");
-      if (this.pending && !this.pending.decode(frame) && !this.pending.hasStarted) {
-        // waiting for the keyframe requested when it started
+      for (const dec of [this.active, this.pending]) {
+        // A decoder that has not started needs a keyframe; the participant rate-limits the PLIs.
+        if (dec && !dec.decode(frame) && !dec.hasStarted) this.requestKeyframe("decoder start");
       }
     }
   }

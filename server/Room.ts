@@ -49,7 +49,7 @@ export class Room extends EventEmitter<{ participants: [{ id: string; name: stri
     const id = `${this.id}-${this.nextId++}-${Math.random().toString(36).slice(2, 8)}`;
     const p = new Participant(id, name, this.mixer, this.config);
     this.participants.set(id, p);
-    this.mixer.add(id, p.sink);
+    this.mixer.add(id, name, p.sink);
     p.once("close", (reason) => this.onParticipantClosed(p, reason));
     metrics.participants.inc({}, 1);
     log.info("participant joined", { room: this.id, participant: id, name, size: this.participants.size });
