@@ -1,7 +1,8 @@
 // The one VP8 encoder of a room's composite. ffmpeg cannot be told to emit a keyframe at
-// runtime, but a fresh encoder always starts with one: a warm standby child waits, and a
-// keyframe request (rate-limited) switches the canvas to it. The same switch replaces a
-// child that dies, so the stream never stops.
+// runtime, so a warm standby child waits: it has encoded one black warm-up canvas (libvpx and
+// the filter graph are initialised) and is set to make its next frame a keyframe. A keyframe
+// request (rate-limited) switches the canvas to it, and its first real frame comes out at
+// once as a keyframe. The same switch replaces a child that dies, so the stream never stops.
 import { EventEmitter } from "node:events";
 import { logger } from "../server/log.ts";
 import { metrics } from "../server/metrics.ts";
@@ -62,10 +63,12 @@ export class CompositeEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
       "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", `${width}x${height}`, "-r", String(fps), "-i", "pipe:0",
       "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
       "-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`,
-      "-g", String(keyframeIntervalS * fps), "-auto-alt-ref", "0", "-lag-in-frames", "0", "-error-resilient", "1",
+      "-g", String(keyframeIntervalS * fps), "-force_key_frames", "expr:eq(n,1)", "-auto-alt-ref", "0", "-lag-in-frames", "0", "-error-resilient", "1",
       "-f", "ivf", "-flush_packets", "1", "pipe:1",
     ]);
-    const child: Child = { proc, reader: new IvfReader(), ticks: [], out: 0 };
+    // Warm-up canvas: tick -1 is never sent, so its output is dropped.
+    const child: Child = { proc, reader: new IvfReader(), ticks: [-1], out: 0 };
+    proc.write(Buffer.alloc((width * height * 3) / 2, 16));
     proc.stdout.on("data", (chunk: Buffer) => this.onOutput(child, chunk));
     proc.on("exit", (e) => {
       if (this.closed || e.expected) return;

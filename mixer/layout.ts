@@ -19,16 +19,15 @@ export function gridLayout(n: number, width: number, height: number): Rect[] {
   const rows = Math.ceil(n / cols);
   const w = even(Math.floor(width / cols));
   const h = even(Math.floor(height / rows));
-  // Spread leftover pixels as margins so the grid sits in the middle of the canvas.
-  const x0 = even(Math.floor((width - w * cols) / 2));
+  // Leftover pixels become margins so the grid (and a short last row) sits in the middle.
   const y0 = even(Math.floor((height - h * rows) / 2));
   const tiles: Rect[] = [];
   for (let i = 0; i < n; i++) {
     const row = Math.floor(i / cols);
     const col = i % cols;
     const inRow = row === rows - 1 ? n - cols * (rows - 1) : cols;
-    const rowOffset = even(Math.floor(((cols - inRow) * w) / 2));
-    tiles.push({ x: x0 + rowOffset + col * w, y: y0 + row * h, w, h });
+    const x0 = even(Math.floor((width - inRow * w) / 2));
+    tiles.push({ x: x0 + col * w, y: y0 + row * h, w, h });
   }
   return tiles;
 }
@@ -36,8 +35,9 @@ export function gridLayout(n: number, width: number, height: number): Rect[] {
 /** The largest even-sized rectangle with the source's aspect ratio that fits in a w x h tile, centred. */
 export function letterbox(srcW: number, srcH: number, w: number, h: number): Rect {
   const scale = Math.min(w / srcW, h / srcH);
-  const fw = Math.max(2, even(Math.round(srcW * scale)));
-  const fh = Math.max(2, even(Math.round(srcH * scale)));
+  // Nearest even size (within 1 px of the exact aspect); never larger than the even tile.
+  const fw = Math.min(w, Math.max(2, 2 * Math.round((srcW * scale) / 2)));
+  const fh = Math.min(h, Math.max(2, 2 * Math.round((srcH * scale) / 2)));
   return { x: even(Math.floor((w - fw) / 2)), y: even(Math.floor((h - fh) / 2)), w: fw, h: fh };
 }
 

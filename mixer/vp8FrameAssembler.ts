@@ -14,6 +14,7 @@ interface Pkt {
   timestamp: number;
   marker: boolean;
   start: boolean; // S=1 and partition 0: first packet of a frame
+  key: boolean; // first packet of a keyframe
   payload: Buffer;
   arrivedAt: number;
 }
@@ -63,14 +64,10 @@ export class Vp8FrameAssembler {
     const seq = this.unwrap(rtp.header.sequenceNumber);
     if (this.nextSeq !== undefined && seq < this.nextSeq) return out; // late duplicate/retransmission
     this.highest = this.highest === undefined ? seq : Math.max(this.highest, seq);
-    this.packets.set(seq, {
-      seq,
-      timestamp: rtp.header.timestamp,
-      marker: rtp.header.marker,
-      start: desc.sBit === 1 && desc.pid === 0,
-      payload: desc.payload,
-      arrivedAt: now,
-    });
+    const start = desc.sBit === 1 && desc.pid === 0;
+    const key = start && desc.payload.length > 0 && (desc.payload[0] & 1) === 0;
+    this.packets.set(seq, { seq, timestamp: rtp.header.timestamp, marker: rtp.header.marker, start, key, payload: desc.payload, arrivedAt: now });
+    if (this.nextSeq === undefined && start && !key) out.keyframeNeeded = true; // nothing decodable before a keyframe
     this.drain(now, out);
     return out;
   }
@@ -78,8 +75,13 @@ export class Vp8FrameAssembler {
   private drain(now: number, out: AssemblerOutput): void {
     for (;;) {
       if (this.nextSeq === undefined) {
-        const first = this.firstStartFrom(-Infinity);
-        if (first === undefined) break;
+        // Lock on at the first keyframe: packets of it may still arrive after a later inter frame's.
+        const first = this.firstStartFrom(-Infinity, true);
+        if (first === undefined) {
+          if (this.packets.size >= this.maxPackets) out.dropped += this.forgetBefore(Infinity);
+          break;
+        }
+        out.dropped += this.forgetBefore(first);
         this.nextSeq = first;
       }
       const frame = this.tryFrameAt(this.nextSeq);
@@ -132,10 +134,10 @@ export class Vp8FrameAssembler {
     }
   }
 
-  private firstStartFrom(from: number): number | undefined {
+  private firstStartFrom(from: number, keyOnly = false): number | undefined {
     let best: number | undefined;
     for (const p of this.packets.values()) {
-      if (p.start && p.seq >= from && (best === undefined || p.seq < best)) best = p.seq;
+      if (p.start && (!keyOnly || p.key) && p.seq >= from && (best === undefined || p.seq < best)) best = p.seq;
     }
     return best;
   }

@@ -47,7 +47,7 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min = 1, max = 1
 }
 
 function size(env: NodeJS.ProcessEnv): [number, number] {
-  const raw = env.OUTPUT_SIZE ?? "1280x720";
+  const raw = env.OUTPUT_SIZE || "1280x720";
   const m = /^(\d+)x(\d+)$/.exec(raw);
   if (!m) throw new ConfigError(`OUTPUT_SIZE must look like 1280x720, got "${raw}"`);
   const w = Number(m[1]);
@@ -89,13 +89,13 @@ function iceServers(env: NodeJS.ProcessEnv): Config["iceServers"] {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const [width, height] = size(env);
-  const logLevel = (env.LOG_LEVEL ?? "info") as LogLevel;
+  const logLevel = (env.LOG_LEVEL || "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be debug|info|warn|error, got "${logLevel}"`);
   }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
-    host: env.HOST ?? "0.0.0.0",
+    host: env.HOST || "0.0.0.0",
     width,
     height,
     fps: int(env, "OUTPUT_FPS", 30, 1, 60),

@@ -150,7 +150,9 @@ describe("cleanup", () => {
     const pids = serverChildren().map((c) => c.pid!);
     await closeAll(ps);
     await waitFor("room closed", () => !server.rooms.get("cleanup"), 5000);
-    await waitFor("children gone", () => serverChildren().length === 0, 5000);
+    await waitFor("children gone", () => serverChildren().length === 0, 5000).catch((e) => {
+      throw new Error(`${e.message}: ${serverChildren().map((c) => `${c.role}/${c.pid}`).join(", ")}`);
+    });
     // And the OS agrees: none of those pids is still alive.
     await waitFor("pids gone", () => pids.every((pid) => !isAlive(pid)), 5000);
   });
