@@ -28,6 +28,7 @@ interface Member {
   lastSeq: number | undefined;
   onPacket: (opus: Buffer, samples: number) => void;
   closed: boolean;
+  muted: boolean;
 }
 
 export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
@@ -46,7 +47,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
   add(id: string, onPacket: (opus: Buffer, samples: number) => void): void {
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false,
-      encoder: undefined, out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, closed: false,
+      encoder: undefined, out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, closed: false, muted: false,
     };
     this.members.set(id, m);
     this.startEncoder(m);
@@ -90,6 +91,11 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
     (m.decoder ?? this.startDecoder(m)).decode(rtp.payload);
   }
 
+  setMuted(id: string, muted: boolean): void {
+    const m = this.members.get(id);
+    if (m) m.muted = muted;
+  }
+
   remove(id: string): void {
     const m = this.members.get(id);
     if (!m) return;
@@ -103,7 +109,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
     this.ticks++;
     const blocks: (Int16Array | undefined)[] = [];
     for (const m of this.members.values()) {
-      m.hasBlock = m.pcm.take(m.block);
+      m.hasBlock = m.pcm.take(m.block) && !m.muted;
       if (!m.hasBlock && m.decoder) metrics.audioUnderruns.inc();
       blocks.push(m.hasBlock ? m.block : undefined);
     }

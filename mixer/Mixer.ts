@@ -72,6 +72,14 @@ export class Mixer {
     return this.entries.size;
   }
 
+  /** Mic muted: out of the mix at once. Camera off: placeholder tile at the next tick. */
+  setMedia(id: string, audio: boolean, video: boolean): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    e.video.cameraOff = !video;
+    this.audio.setMuted(id, !audio);
+  }
+
   pushVideoRtp(id: string, rtp: RtpLike): void {
     this.entries.get(id)?.video.pushRtp(rtp);
   }

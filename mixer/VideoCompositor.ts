@@ -96,7 +96,7 @@ export class VideoCompositor {
     for (const slot of this.slots) {
       const r = slot.rect!;
       const f = slot.input.latest;
-      const stalled = !f || now - f.at > this.s.stallTimeoutMs;
+      const stalled = !f || slot.input.cameraOff || now - f.at > this.s.stallTimeoutMs;
       if (stalled) {
         if (!slot.showingPlaceholder) {
           if (slot.placeholder) blitCentered(this.canvas, W, H, r, slot.placeholder, r.w, r.h);

@@ -28,6 +28,8 @@ export class VideoInput {
   private seq = 0;
   /** The newest decoded tile, or undefined before the first one. */
   latest: TileFrame | undefined;
+  /** The participant turned its camera off: show the placeholder without waiting for the stall timeout. */
+  cameraOff = false;
   /** performance.now() of the last video RTP packet. */
   lastRtpAt = 0;
 

@@ -3,7 +3,7 @@
 // mix-minus audio.
 import { EventEmitter } from "node:events";
 import {
-  MediaStreamTrack, RTCPeerConnection, RtcpPayloadSpecificFeedback, useFIR, useNACK, useOPUS, usePLI, useVP8,
+  MediaStreamTrack, RTCPeerConnection, type RTCDataChannel, RtcpPayloadSpecificFeedback, useFIR, useNACK, useOPUS, usePLI, useVP8,
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
@@ -11,14 +11,20 @@ import type { Mixer, ParticipantSink } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
-import type { CandidateInit } from "./protocol.ts";
+import { parseChatInput, ProtocolError, type CandidateInit, type ChatMessage } from "./protocol.ts";
+import { TokenBucket } from "./rateLimit.ts";
 import { announceIp, checkOffer } from "./sdp.ts";
 
 const log = logger("participant");
 
 export type CloseReason = "left" | "disconnected" | "ice-failed" | "room-closed";
 
-export class Participant extends EventEmitter<{ candidate: [CandidateInit | null]; close: [CloseReason] }> {
+export class Participant extends EventEmitter<{
+  candidate: [CandidateInit | null];
+  close: [CloseReason];
+  media: [];
+  chat: [string];
+}> {
   private pc: RTCPeerConnection | undefined;
   private readonly videoOut = new MediaStreamTrack({ kind: "video" });
   private readonly audioOut = new MediaStreamTrack({ kind: "audio" });
@@ -27,6 +33,11 @@ export class Participant extends EventEmitter<{ candidate: [CandidateInit | null
   private readonly cameraKeyframes = new KeyframeLimiter(300);
   private cameraSsrc: number | undefined;
   private closed = false;
+  private chat: RTCDataChannel | undefined;
+  private readonly chatLimit = new TokenBucket(2, 5);
+  /** Microphone / camera state as the client announced it. */
+  audio = true;
+  video = true;
   /** Composite keyframe requests seen from this participant's browser (PLI/FIR). */
   pliReceived = 0;
 
@@ -52,6 +63,7 @@ export class Participant extends EventEmitter<{ candidate: [CandidateInit | null
       iceServers: [], // the server is reachable directly (or through TURN the client uses); no public STUN
       bundlePolicy: "max-bundle",
       icePortRange: c.rtcPortRange,
+      iceAdditionalHostAddresses: c.iceExtraHosts.length ? c.iceExtraHosts : undefined,
       codecs: {
         video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] })],
         audio: [useOPUS({ payloadType: 111 })],
@@ -66,6 +78,11 @@ export class Participant extends EventEmitter<{ candidate: [CandidateInit | null
       } else {
         track.onReceiveRtp.subscribe((rtp) => this.mixer.pushAudioRtp(this.id, rtp));
       }
+    });
+    pc.onDataChannel.subscribe((dc) => {
+      if (dc.label !== "chat") return;
+      this.chat = dc;
+      dc.onMessage.subscribe((raw) => this.onChatInput(raw));
     });
     pc.onIceCandidate.subscribe((cand) => {
       if (!cand) return this.emit("candidate", null);
@@ -126,6 +143,38 @@ export class Participant extends EventEmitter<{ candidate: [CandidateInit | null
     if (!isPli && !isFir) return;
     this.pliReceived++;
     this.mixer.requestCompositeKeyframe(isPli ? "receiver PLI" : "receiver FIR");
+  }
+
+  private onChatInput(raw: string | Buffer): void {
+    try {
+      if (!this.chatLimit.take()) throw new ProtocolError("rate_limited", "too many chat messages; slow down");
+      this.emit("chat", parseChatInput(raw));
+    } catch (err) {
+      const e = err instanceof ProtocolError ? err : new ProtocolError("internal", (err as Error).message);
+      metrics.signalingErrors.inc({ code: `chat_${e.code}` });
+      this.sendOnChat({ type: "error", code: e.code, message: e.message });
+    }
+  }
+
+  sendChat(msg: ChatMessage): void {
+    this.sendOnChat(msg);
+  }
+
+  private sendOnChat(msg: unknown): void {
+    if (this.chat?.readyState !== "open") return;
+    try {
+      this.chat.send(JSON.stringify(msg));
+    } catch {
+      // the channel closed between the check and the send; the message is for a leaving participant
+    }
+  }
+
+  /** The client muted/unmuted its mic or turned its camera off/on. */
+  setMedia(audio: boolean, video: boolean): void {
+    this.audio = audio;
+    this.video = video;
+    this.mixer.setMedia(this.id, audio, video);
+    this.emit("media");
   }
 
   private requestCameraKeyframe(reason: string): void {

@@ -6,12 +6,13 @@ import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { Participant, type CloseReason } from "./Participant.ts";
+import type { ParticipantInfo } from "./protocol.ts";
 
 const log = logger("room");
 
 export class RoomFullError extends Error {}
 
-export class Room extends EventEmitter<{ participants: [{ id: string; name: string }[]]; empty: [] }> {
+export class Room extends EventEmitter<{ participants: [ParticipantInfo[]]; empty: [] }> {
   private readonly participants = new Map<string, Participant>();
   private mixer: Mixer | undefined;
   private nextId = 1;
@@ -51,6 +52,11 @@ export class Room extends EventEmitter<{ participants: [{ id: string; name: stri
     this.participants.set(id, p);
     this.mixer.add(id, name, p.sink);
     p.once("close", (reason) => this.onParticipantClosed(p, reason));
+    p.on("media", () => this.broadcastList());
+    p.on("chat", (text) => {
+      const msg = { type: "chat" as const, from: p.id, name: p.name, text, ts: Date.now() };
+      for (const other of this.participants.values()) other.sendChat(msg);
+    });
     metrics.participants.inc({}, 1);
     log.info("participant joined", { room: this.id, participant: id, name, size: this.participants.size });
     this.broadcastList();
@@ -71,8 +77,8 @@ export class Room extends EventEmitter<{ participants: [{ id: string; name: stri
     }
   }
 
-  list(): { id: string; name: string }[] {
-    return [...this.participants.values()].map((p) => ({ id: p.id, name: p.name }));
+  list(): ParticipantInfo[] {
+    return [...this.participants.values()].map((p) => ({ id: p.id, name: p.name, audio: p.audio, video: p.video }));
   }
 
   private broadcastList(): void {

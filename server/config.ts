@@ -22,10 +22,20 @@ export interface Config {
   stallTimeoutMs: number;
   /** UDP port range for ICE, or undefined for any port. */
   rtcPortRange: [number, number] | undefined;
+  /** Extra local addresses werift gathers host candidates on (e.g. 127.0.0.1, normally skipped). */
+  iceExtraHosts: string[];
   /** Public IP announced as an extra host candidate (behind NAT/containers). */
   announcedIp: string | undefined;
-  /** ICE servers handed to clients in `joined` (JSON array). */
+  /** ICE servers handed to clients in `joined` as given (JSON array). */
   iceServers: { urls: string | string[]; username?: string; credential?: string }[];
+  /** STUN URLs handed to clients. */
+  stunUrls: string[];
+  /** TURN URLs handed to clients with per-participant credentials (needs turnSecret). */
+  turnUrls: string[];
+  /** coturn `static-auth-secret` for TURN REST credentials. */
+  turnSecret: string | undefined;
+  /** Lifetime of minted TURN credentials, seconds. */
+  turnTtlS: number;
   ffmpegPath: string;
   logLevel: LogLevel;
   /** Largest accepted signaling message, bytes. */
@@ -71,6 +81,16 @@ function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
   return [lo, hi];
 }
 
+function urlList(env: NodeJS.ProcessEnv, name: string, schemes: string[]): string[] {
+  const raw = env[name];
+  if (!raw) return [];
+  const urls = raw.split(",").map((u) => u.trim()).filter(Boolean);
+  for (const u of urls) {
+    if (!schemes.some((s) => u.startsWith(`${s}:`))) throw new ConfigError(`${name}: "${u}" must start with ${schemes.map((s) => s + ":").join(" or ")}`);
+  }
+  return urls;
+}
+
 function iceServers(env: NodeJS.ProcessEnv): Config["iceServers"] {
   const raw = env.ICE_SERVERS;
   if (!raw) return [];
@@ -93,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be debug|info|warn|error, got "${logLevel}"`);
   }
+  if (env.TURN_URLS && !env.TURN_SECRET) throw new ConfigError("TURN_URLS needs TURN_SECRET (coturn's static-auth-secret)");
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -106,7 +127,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stallTimeoutMs: int(env, "STALL_TIMEOUT_MS", 1500, 100, 60_000),
     rtcPortRange: portRange(env),
     announcedIp: env.ANNOUNCED_IP || undefined,
+    iceExtraHosts: (env.ICE_EXTRA_HOSTS || "").split(",").map((h) => h.trim()).filter(Boolean),
     iceServers: iceServers(env),
+    stunUrls: urlList(env, "STUN_URLS", ["stun", "stuns"]),
+    turnUrls: urlList(env, "TURN_URLS", ["turn", "turns"]),
+    turnSecret: env.TURN_SECRET || undefined,
+    turnTtlS: int(env, "TURN_TTL_S", 86_400, 60, 30 * 86_400),
     ffmpegPath: env.FFMPEG_PATH || ffmpegInstaller.path,
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),

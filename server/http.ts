@@ -4,23 +4,29 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Koa from "koa";
 import { renderMetrics } from "./metrics.ts";
+import type { ClientBundle } from "./clientBundle.ts";
 import type { Rooms } from "./Rooms.ts";
 
 const clientDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "client");
 
-export function createHttpApp(rooms: Rooms): Koa {
+export function createHttpApp(rooms: Rooms, client: ClientBundle, extra: Koa.Middleware[] = []): Koa {
   const app = new Koa();
   app.use(async (ctx, next) => {
     try {
       await next();
     } catch (err) {
-      ctx.status = 500;
-      ctx.body = { error: "internal", message: (err as Error).message };
+      const e = err as Error & { status?: number; expose?: boolean };
+      ctx.status = e.status ?? 500;
+      ctx.body = { error: ctx.status >= 500 ? "internal" : "bad_request", message: e.expose === false ? "internal error" : e.message };
     }
   });
+  for (const m of extra) app.use(m);
   app.use(async (ctx, next) => {
     if (ctx.method !== "GET") return next();
     switch (ctx.path) {
+      case "/favicon.ico":
+        ctx.status = 204;
+        return;
       case "/healthz":
         ctx.body = { ok: true };
         return;
@@ -38,7 +44,13 @@ export function createHttpApp(rooms: Rooms): Koa {
         return;
       case "/client.js":
         ctx.type = "application/javascript";
-        ctx.body = await fs.readFile(path.join(clientDir, "client.js"));
+        ctx.set("Vary", "Accept-Encoding");
+        if (ctx.acceptsEncodings("gzip", "identity") === "gzip") {
+          ctx.set("Content-Encoding", "gzip");
+          ctx.body = client.gzip;
+        } else {
+          ctx.body = client.js;
+        }
         return;
     }
     return next();

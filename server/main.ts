@@ -3,7 +3,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type Config } from "./config.ts";
+import { bundleClient } from "./clientBundle.ts";
 import { createHttpApp } from "./http.ts";
+import { longPollSignaling } from "./longpoll.ts";
 import { logger, setLogLevel } from "./log.ts";
 import { Rooms } from "./Rooms.ts";
 import { attachWebSocketSignaling } from "./signaling.ts";
@@ -15,6 +17,8 @@ export interface RunningServer {
   port: number;
   rooms: Rooms;
   config: Config;
+  /** Drops the signaling WebSocket(s) of a participant as a network failure would (for tests). */
+  dropWebSocket(participantId: string): boolean;
   close(): Promise<void>;
 }
 
@@ -22,7 +26,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const config = { ...loadConfig(), ...overrides };
   setLogLevel(config.logLevel);
   const rooms = new Rooms(config);
-  const app = createHttpApp(rooms);
+  const longPoll = longPollSignaling(rooms, config);
+  const app = createHttpApp(rooms, await bundleClient(), [longPoll.middleware]);
   const server = http.createServer(app.callback());
   const signaling = attachWebSocketSignaling(rooms, config);
   server.on("upgrade", (req, socket, head) => {
@@ -40,7 +45,9 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     port,
     rooms,
     config,
+    dropWebSocket: (id) => signaling.drop(id),
     async close() {
+      longPoll.close();
       signaling.close();
       rooms.close();
       server.closeAllConnections();

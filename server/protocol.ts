@@ -21,8 +21,10 @@ const Candidate = z.object({
     .nullable(),
 });
 const Leave = z.object({ type: z.literal("leave") });
+/** The client's microphone / camera state: a muted mic leaves the mix, a camera off shows the placeholder. */
+const Media = z.object({ type: z.literal("media"), audio: z.boolean(), video: z.boolean() });
 
-export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave]);
+export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave, Media]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type JoinMessage = z.infer<typeof Join>;
 export type CandidateInit = NonNullable<z.infer<typeof Candidate>["candidate"]>;
@@ -36,13 +38,45 @@ export type ErrorCode =
   | "already_joined"
   | "room_full"
   | "bad_offer"
+  | "rate_limited"
   | "internal";
+
+export interface ParticipantInfo {
+  id: string;
+  name: string;
+  audio: boolean;
+  video: boolean;
+}
+
+/** A chat line as relayed to the room (over each participant's "chat" data channel). */
+export interface ChatMessage {
+  type: "chat";
+  from: string;
+  name: string;
+  text: string;
+  ts: number;
+}
+
+export const CHAT_MAX_CHARS = 500;
+/** Parses what a client sends on its "chat" data channel: {"text": string}. */
+export function parseChatInput(raw: string | Buffer): string {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString());
+  } catch {
+    throw new ProtocolError("bad_json", "chat message is not valid JSON");
+  }
+  const text = (data as { text?: unknown })?.text;
+  if (typeof text !== "string" || !text.trim()) throw new ProtocolError("invalid_message", "chat message needs a non-empty string `text`");
+  if (text.length > CHAT_MAX_CHARS) throw new ProtocolError("too_large", `chat message longer than ${CHAT_MAX_CHARS} characters`);
+  return text.trim();
+}
 
 export type ServerMessage =
   | { type: "joined"; participantId: string; room: string; iceServers: unknown[] }
   | { type: "answer"; sdp: string }
   | { type: "candidate"; candidate: CandidateInit | null }
-  | { type: "participants"; participants: { id: string; name: string }[] }
+  | { type: "participants"; participants: ParticipantInfo[] }
   | { type: "error"; code: ErrorCode; message: string };
 
 export class ProtocolError extends Error {
@@ -54,7 +88,7 @@ export class ProtocolError extends Error {
   }
 }
 
-const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave"]);
+const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave", "media"]);
 
 /** Parses one raw message; throws ProtocolError with the code the client will receive. */
 export function parseClientMessage(raw: string | Buffer, maxBytes: number): ClientMessage {

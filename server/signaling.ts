@@ -8,17 +8,22 @@ import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import type { Participant } from "./Participant.ts";
-import { parseClientMessage, ProtocolError, type ClientMessage, type ServerMessage } from "./protocol.ts";
+import { parseClientMessage, ProtocolError, type ClientMessage, type ParticipantInfo, type ServerMessage } from "./protocol.ts";
+import { TokenBucket } from "./rateLimit.ts";
 import { RoomFullError, type Room } from "./Room.ts";
 import type { Rooms } from "./Rooms.ts";
+import { iceServersFor } from "./turn.ts";
 
 const log = logger("signaling");
+const IDLE_PING_MS = 15_000;
 
 /** The transport-independent half of a signaling session (WebSocket today; long polling later). */
 export class SignalingSession {
   private participant: Participant | undefined;
   private room: Room | undefined;
-  private readonly onList = (participants: { id: string; name: string }[]) => this.send({ type: "participants", participants });
+  private readonly onList = (participants: ParticipantInfo[]) => this.send({ type: "participants", participants });
+  /** Signaling is a handful of messages per call; a flood is refused, not queued. */
+  private readonly limit = new TokenBucket(20, 60);
 
   constructor(
     private readonly rooms: Rooms,
@@ -29,6 +34,7 @@ export class SignalingSession {
   async receive(raw: string | Buffer): Promise<void> {
     let msg: ClientMessage;
     try {
+      if (!this.limit.take()) throw new ProtocolError("rate_limited", "too many messages; slow down");
       msg = parseClientMessage(raw, this.config.maxMessageBytes);
       await this.handle(msg);
     } catch (err) {
@@ -55,7 +61,7 @@ export class SignalingSession {
         this.room = room;
         p.on("candidate", (candidate) => this.send({ type: "candidate", candidate }));
         p.once("close", () => this.detach());
-        this.send({ type: "joined", participantId: p.id, room: room.id, iceServers: this.config.iceServers });
+        this.send({ type: "joined", participantId: p.id, room: room.id, iceServers: iceServersFor(p.id, this.config) });
         room.on("participants", this.onList);
         this.send({ type: "participants", participants: room.list() });
         return;
@@ -80,12 +86,20 @@ export class SignalingSession {
         }
         return;
       }
+      case "media": {
+        this.requireParticipant("media").setMedia(msg.audio, msg.video);
+        return;
+      }
       case "leave": {
         this.requireParticipant("leave");
         this.leave();
         return;
       }
     }
+  }
+
+  get participantId(): string | undefined {
+    return this.participant?.id;
   }
 
   private requireParticipant(type: string): Participant {
@@ -110,17 +124,29 @@ export class SignalingSession {
 export function attachWebSocketSignaling(rooms: Rooms, config: Config) {
   // Frames up to 4x the message cap are read so the client gets a `too_large` reply; beyond that ws closes (1009).
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes * 4 });
+  const sessions = new Map<WebSocket, SignalingSession>();
   wss.on("connection", (ws: WebSocket) => {
     const session = new SignalingSession(rooms, config, (m) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
     });
+    sessions.set(ws, session);
     // Messages are handled one at a time, in order (an offer's answer before later candidates).
     let chain = Promise.resolve();
     ws.on("message", (data, isBinary) => {
       const raw = isBinary ? Buffer.from(data as Buffer) : data.toString();
       chain = chain.then(() => session.receive(raw));
     });
+    let alive = true;
+    ws.on("pong", () => (alive = true));
+    const ping = setInterval(() => {
+      // A peer that vanished without closing (power loss, network gone) misses a pong: drop it.
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, IDLE_PING_MS);
     ws.on("close", () => {
+      clearInterval(ping);
+      sessions.delete(ws);
       chain = chain.then(() => session.leave());
     });
     ws.on("error", (err) => {
@@ -135,6 +161,16 @@ export function attachWebSocketSignaling(rooms: Rooms, config: Config) {
       if (path !== "/ws") return false;
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
       return true;
+    },
+    drop(participantId: string): boolean {
+      let found = false;
+      for (const [ws, session] of sessions) {
+        if (session.participantId === participantId) {
+          ws.terminate();
+          found = true;
+        }
+      }
+      return found;
     },
     close(): void {
       for (const c of wss.clients) c.terminate();

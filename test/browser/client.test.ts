@@ -1,0 +1,143 @@
+// The browser client end to end in real Chromium (fake camera/mic files per participant):
+// composite + mix-minus, long polling, TURN relay through coturn, chat, mute/camera/leave,
+// and reconnecting after the signaling connection drops.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateFixtures } from "../../fixtures/generate.ts";
+import { startServer, type RunningServer } from "../../server/main.ts";
+import { startCoturn, type Coturn } from "./coturn.ts";
+import {
+  openParticipant, pageTileColors, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
+} from "./pages.ts";
+
+const TURN_SECRET = "test-secret-" + Math.random().toString(36).slice(2);
+let server: RunningServer;
+let turn: Coturn;
+
+beforeAll(async () => {
+  await generateFixtures();
+  turn = await startCoturn(TURN_SECRET);
+  server = await startServer({
+    port: 0, host: "127.0.0.1", logLevel: "warn",
+    turnUrls: [`turn:127.0.0.1:${turn.port}?transport=udp`], turnSecret: TURN_SECRET, turnTtlS: 600,
+    // coturn relays from 127.0.0.1 (loopback-only tests), so the server must offer a loopback candidate too.
+    iceExtraHosts: ["127.0.0.1"],
+  });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+  turn?.close();
+});
+
+const join = (id: string, room: string, extra = "") => openParticipant(server.url, id, `room=${room}&name=${id}&processing=off${extra}`);
+
+describe("three people in Chromium", () => {
+  const ids = ["p0", "p1", "p2"];
+  let pages: BrowserParticipant[] = [];
+  beforeAll(async () => {
+    for (const id of ids) pages.push(await join(id, "browsers"));
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(pages.map((p) => p.close()));
+  });
+
+  it("shows every colour in its tile and plays the two other tones, not one's own", async () => {
+    for (const p of pages) await waitForPageTiles(p, ids, 30_000);
+    for (const [i, p] of pages.entries()) {
+      const levels = await waitFor(`${p.id} hears both others`, async () => {
+        const l = await pageToneLevels(p, ids);
+        return ids.every((id, j) => j === i || l[id] > -60) && l;
+      }, 15_000);
+      for (const [j, id] of ids.entries()) {
+        if (j !== i) expect(levels[id] - levels[ids[i]], `${p.id} hears ${JSON.stringify(levels)}`).toBeGreaterThanOrEqual(30);
+      }
+    }
+  });
+
+  it("relays a chat message to the other two with the sender's name", async () => {
+    await pages[0].page.fill("#chat-input", "hello from p0 ✓");
+    await pages[0].page.click("#chat-form button");
+    for (const p of pages.slice(1)) {
+      await waitFor(`${p.id} shows the chat`, async () => (await p.page.textContent("#chat-log"))?.includes("p0: hello from p0 ✓"));
+    }
+  });
+
+  it("mute removes the tone, camera off shows the placeholder, and both come back", async () => {
+    await pages[1].page.click("#mute");
+    await waitFor("p1's tone gone for p0", async () => {
+      const l = await pageToneLevels(pages[0], ids);
+      return l.p2 - l.p1 >= 30 && l;
+    });
+    await waitFor("participant list shows p1 muted", async () => (await pages[0].page.textContent("#participants"))?.includes("muted"));
+    await pages[1].page.click("#camera");
+    await waitFor("placeholder in p1's tile", async () => {
+      const c = await pageTileColors(pages[0], 3);
+      return c[0] === "red" && c[1] === undefined && c[2] === "blue";
+    });
+    await pages[1].page.click("#mute");
+    await pages[1].page.click("#camera");
+    await waitForPageTiles(pages[0], ids);
+    await waitFor("p1's tone back", async () => (await pageToneLevels(pages[0], ids)).p1 > -60);
+  });
+
+  it("reconnects by itself after its WebSocket is dropped, and rejoins as the same name", async () => {
+    const before = await pages[2].page.evaluate(() => (window as any).mixroom.participantId);
+    expect(server.dropWebSocket(before)).toBe(true);
+    await waitFor("p2 rejoined with a new id", async () => {
+      const now = await pages[2].page.evaluate(() => (window as any).mixroom.participantId);
+      return now && now !== before;
+    }, 20_000);
+    await waitFor("p0 lists p2 again", async () => (await participantNames(pages[0])).includes("p2"));
+    await waitForPageTiles(pages[2], ids, 30_000);
+    await waitForPageTiles(pages[0], ids, 30_000);
+  });
+
+  it("leave updates the others' participant lists and grid", async () => {
+    await pages[2].page.click("#leave");
+    for (const p of pages.slice(0, 2)) {
+      await waitFor(`${p.id}'s list without p2`, async () => {
+        const names = await participantNames(p);
+        return names.length === 2 && !names.includes("p2");
+      });
+      await waitForPageTiles(p, ["p0", "p1"], 20_000);
+    }
+  });
+});
+
+describe("restrictive networks", () => {
+  it("joins over HTTP long polling without opening a WebSocket", async () => {
+    const p = await join("p3", "longpoll", "&transport=longpoll").catch((e) => {
+      throw e;
+    });
+    let sockets = 0;
+    p.page.on("websocket", () => sockets++);
+    try {
+      await waitForPageTiles(p, ["p3"], 30_000);
+      expect(await participantNames(p)).toEqual(["p3"]);
+      expect(sockets).toBe(0);
+      const usedWs = await p.page.evaluate(() => performance.getEntriesByType("resource").some((e) => e.name.startsWith("ws")));
+      expect(usedWs).toBe(false);
+      expect(await p.page.evaluate(() => (window as any).mixroom.transport.kind)).toBe("longpoll");
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("joins through coturn with iceTransportPolicy relay and credentials minted by the server", async () => {
+    const p = await join("p4", "relay", "&ice=relay");
+    try {
+      await waitForPageTiles(p, ["p4"], 30_000);
+      const localType = await p.page.evaluate(async () => {
+        const stats = await ((window as any).mixroom.pc as RTCPeerConnection).getStats();
+        let pair: any;
+        stats.forEach((s: any) => {
+          if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+        });
+        return pair ? stats.get(pair.localCandidateId)?.candidateType : undefined;
+      });
+      expect(localType).toBe("relay");
+      expect(turn.allocations()).toBeGreaterThan(0);
+    } finally {
+      await p.close();
+    }
+  });
+});
