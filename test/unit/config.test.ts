@@ -29,11 +29,24 @@ describe("loadConfig defaults", () => {
       rtcPortRange: undefined,
       announcedIp: undefined,
       iceServers: [],
+      stunUrls: [],
+      turnUrls: [],
+      turnSecret: undefined,
+      turnTtlS: 86_400,
+      iceExtraHosts: [],
       ffmpegPath: ffmpegInstaller.path,
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
     });
+  });
+
+  it("reads STUN/TURN settings and refuses TURN without a secret", () => {
+    const c = loadConfig({ STUN_URLS: "stun:a:3478", TURN_URLS: "turn:a:3478?transport=udp, turns:a:5349", TURN_SECRET: "s", TURN_TTL_S: "600", ICE_EXTRA_HOSTS: "127.0.0.1" });
+    expect(c).toMatchObject({ stunUrls: ["stun:a:3478"], turnUrls: ["turn:a:3478?transport=udp", "turns:a:5349"], turnSecret: "s", turnTtlS: 600, iceExtraHosts: ["127.0.0.1"] });
+    expect(() => loadConfig({ TURN_URLS: "turn:a" })).toThrow(/TURN_SECRET/);
+    expect(() => loadConfig({ TURN_URLS: "http://a", TURN_SECRET: "s" })).toThrow(/TURN_URLS/);
+    expect(() => loadConfig({ STUN_URLS: "turn:a" })).toThrow(/STUN_URLS/);
   });
 
   it("treats empty integer variables as unset", () => {
