@@ -1,0 +1,113 @@
+// The baseline: ffmpeg alone doing the mixer's media work in one process, no Node, no WebRTC.
+// n looped real-time VP8 inputs, each scaled+padded to its tile exactly like TileDecoder,
+// composed into the canvas, encoded once with CompositeEncoder's libvpx settings; the n Opus
+// inputs amixed and encoded once with libopus. Output is discarded (-f null).
+// Composition: "xstack" (default) copies tiles, with black filler inputs for uncovered areas;
+// "overlay" chains overlay filters on a black canvas, which in ffmpeg 4.1 costs ~0.2 cores
+// per full 720p frame (it blends per pixel) and so makes a much heavier baseline.
+import type { ChildProcess } from "node:child_process";
+import { gridLayout, type Rect } from "../mixer/layout.ts";
+import { spawnGroup, reapGroup } from "./children.ts";
+
+export interface EncodeSettings {
+  width: number;
+  height: number;
+  fps: number;
+  videoKbps: number;
+  audioKbps: number;
+  keyframeIntervalS: number;
+}
+
+/** Same filter as TileDecoder's. */
+export function tileFilter(w: number, h: number): string {
+  return `scale=${w}:${h}:force_original_aspect_ratio=decrease:flags=bilinear,pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p`;
+}
+
+export type Compose = "xstack" | "overlay";
+
+/** The parts of the W x H canvas that no tile covers, as rectangles (horizontal bands). */
+export function uncovered(tiles: Rect[], W: number, H: number): Rect[] {
+  const ys = [...new Set([0, H, ...tiles.flatMap((t) => [t.y, t.y + t.h])])].sort((a, b) => a - b);
+  const out: Rect[] = [];
+  for (let i = 0; i + 1 < ys.length; i++) {
+    const [y0, y1] = [ys[i], ys[i + 1]];
+    let x = 0;
+    for (const t of tiles.filter((t) => t.y <= y0 && t.y + t.h >= y1).sort((a, b) => a.x - b.x)) {
+      if (t.x > x) out.push({ x, y: y0, w: t.x - x, h: y1 - y0 });
+      x = Math.max(x, t.x + t.w);
+    }
+    if (x < W) out.push({ x, y: y0, w: W - x, h: y1 - y0 });
+  }
+  return out;
+}
+
+function videoGraph(n: number, s: EncodeSettings, compose: Compose): string[] {
+  const rects = gridLayout(n, s.width, s.height);
+  const graph = rects.map((r, i) => `[${i}:v]${tileFilter(r.w, r.h)}[t${i}]`);
+  if (compose === "overlay") {
+    graph.push(`color=black:s=${s.width}x${s.height}:r=${s.fps}[c0]`);
+    rects.forEach((r, i) => graph.push(`[c${i}][t${i}]overlay=${r.x}:${r.y}:format=yuv420${i === n - 1 ? "[vout]" : `[c${i + 1}]`}`));
+    return graph;
+  }
+  const fill = uncovered(rects, s.width, s.height);
+  if (n === 1 && fill.length === 0) return [graph[0].replace("[t0]", "[vout]")];
+  fill.forEach((r, i) => graph.push(`color=black:s=${r.w}x${r.h}:r=${s.fps},format=yuv420p[f${i}]`));
+  const labels = [...rects.map((_, i) => `[t${i}]`), ...fill.map((_, i) => `[f${i}]`)].join("");
+  const layout = [...rects, ...fill].map((r) => `${r.x}_${r.y}`).join("|");
+  graph.push(`${labels}xstack=inputs=${n + fill.length}:layout=${layout}[vout]`);
+  return graph;
+}
+
+export function baselineArgs(inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose = "xstack"): string[] {
+  const n = inputs.length;
+  const loop = (f: string) => ["-stream_loop", "-1", "-re", "-i", f];
+  const graph = videoGraph(n, s, compose);
+  const audioIn = inputs.map((_, i) => `[${n + i}:a]`).join("");
+  graph.push(n === 1 ? `${audioIn}anull[aout]` : `${audioIn}amix=inputs=${n}:duration=longest[aout]`);
+  const kbps = `${s.videoKbps}k`;
+  return [
+    "-hide_banner", "-nostdin", "-loglevel", "error",
+    ...inputs.flatMap((x) => loop(x.video)),
+    ...inputs.flatMap((x) => loop(x.audio)),
+    "-filter_complex", graph.join(";"),
+    "-map", "[vout]", "-map", "[aout]",
+    "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
+    "-b:v", kbps, "-maxrate", kbps, "-bufsize", kbps,
+    "-g", String(s.keyframeIntervalS * s.fps), "-auto-alt-ref", "0", "-lag-in-frames", "0", "-error-resilient", "1",
+    "-c:a", "libopus", "-b:a", `${s.audioKbps}k`, "-frame_duration", "20", "-application", "voip", "-ac", "1", "-ar", "48000",
+    "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+  ];
+}
+
+export interface BaselineProcess {
+  pid: number;
+  /** Video frames encoded so far (from -progress, updated about twice a second). */
+  frames(): number;
+  stop(): Promise<void>;
+}
+
+export function startBaseline(ffmpegPath: string, inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose): BaselineProcess {
+  const child: ChildProcess = spawnGroup(ffmpegPath, baselineArgs(inputs, s, compose), { stdio: ["ignore", "pipe", "pipe"] });
+  let frames = 0;
+  let stderr = "";
+  let stopping = false;
+  let pending = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    pending += d.toString();
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const l of lines) if (l.startsWith("frame=")) frames = Number(l.slice(6));
+  });
+  child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  child.on("exit", (code, sig) => {
+    if (!stopping) console.error(`baseline ffmpeg exited early (code ${code}, signal ${sig}): ${stderr.trim()}`);
+  });
+  return {
+    pid: child.pid!,
+    frames: () => frames,
+    async stop() {
+      stopping = true;
+      await reapGroup(child.pid!, child);
+    },
+  };
+}

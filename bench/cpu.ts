@@ -1,0 +1,283 @@
+// CPU benchmark: the server (Node + every ffmpeg child) vs ffmpeg alone doing the same media work.
+// Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720]
+//                         [--out bench/results] [--idle-wait 60] [--baseline-compose xstack|overlay] [--cpu-prof]
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { generateFixtures } from "../fixtures/generate.ts";
+import { PARTICIPANTS, fixturePaths } from "../fixtures/participants.ts";
+import { loadConfig } from "../server/config.ts";
+import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
+import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts";
+import { installCleanup } from "./children.ts";
+import { formatProfile, summariseProfile } from "./profile.ts";
+import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
+import { ROOT, startServerProcess } from "./server.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    participants: { type: "string", default: "1,2,4,9" },
+    duration: { type: "string", default: "20" },
+    warmup: { type: "string", default: "4" },
+    size: { type: "string", default: "1280x720" },
+    out: { type: "string", default: "bench/results" },
+    "idle-wait": { type: "string", default: "60" },
+    "baseline-compose": { type: "string", default: "xstack" },
+    "cpu-prof": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (args.help) {
+  console.log(fs.readFileSync(new URL(import.meta.url), "utf8").split("\n").slice(0, 3).join("\n"));
+  process.exit(0);
+}
+const counts = args.participants.split(",").map((s) => Number(s.trim()));
+const durationS = Number(args.duration);
+const warmupS = Number(args.warmup);
+const sizeMatch = /^(\d+)x(\d+)$/.exec(args.size);
+if (!counts.length || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 100)) throw new Error(`--participants: expected e.g. 1,2,4,9`);
+if (!(durationS > 0) || !(warmupS >= 0)) throw new Error(`--duration/--warmup: expected seconds`);
+if (!sizeMatch) throw new Error(`--size: expected WxH, e.g. 1280x720`);
+const compose = args["baseline-compose"] as Compose;
+if (compose !== "xstack" && compose !== "overlay") throw new Error(`--baseline-compose: xstack or overlay`);
+
+installCleanup();
+const config = loadConfig({ ...process.env, OUTPUT_SIZE: args.size });
+const enc: EncodeSettings = {
+  width: config.width, height: config.height, fps: config.fps,
+  videoKbps: config.videoKbps, audioKbps: config.audioKbps, keyframeIntervalS: config.keyframeIntervalS,
+};
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const outDir = path.resolve(ROOT, args.out);
+const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+const log = (m: string) => console.log(m);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const inputsFor = (n: number) => Array.from({ length: n }, (_, k) => fixturePaths(PARTICIPANTS[k % PARTICIPANTS.length].id, "pattern"));
+/** On a shared machine, waits (up to --idle-wait s) until other processes use under 0.2 cores. */
+async function waitIdle(what: string): Promise<void> {
+  const t0 = Date.now();
+  let said = false;
+  for (;;) {
+    const busy = await machineBusyCores(1000);
+    if (busy < 0.2) return;
+    if ((Date.now() - t0) / 1000 >= Number(args["idle-wait"])) {
+      log(`  machine still busy (${busy.toFixed(2)} cores used by others); measuring ${what} anyway`);
+      return;
+    }
+    if (!said) log(`  waiting for the machine to go idle (${busy.toFixed(2)} cores used by others)…`);
+    said = true;
+  }
+}
+/** Role of a process in the server's tree, from its argv (see mixer/*.ts for the ffmpeg arguments). */
+function serverRole(root: number) {
+  return (pid: number, argv: string[]): string => {
+    const a = argv.join(" ");
+    if (pid === root) return "node";
+    if (a.includes("libvpx")) return "vp8 encoder";
+    if (a.includes("libopus")) return "opus encoders";
+    if (a.includes("-f ivf -i pipe:0")) return "tile decoders";
+    if (a.includes("-f ogg -i pipe:0")) return "opus decoders";
+    return argv[0]?.split("/").pop() ?? "?";
+  };
+}
+const fmtRoles = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
+const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms / 1000).then(() => undefined)]);
+
+interface ServerPoint {
+  usage: TreeUsage;
+  receivers: { fps: number; downlinkKbps: number }[];
+  medianFps: number;
+  minFps: number;
+  downlinkKbps: number;
+  /** The benchmark process itself (the n werift participants), cores. */
+  clientCores: number;
+  /** Machine CPU used by processes outside the benchmark during the window, cores (noise). */
+  otherCores: number;
+  metricsDelta: Record<string, number>;
+  serverLog: string[];
+  profile?: ReturnType<typeof summariseProfile> & { file: string };
+}
+
+interface BaselinePoint {
+  usage: TreeUsage;
+  outputFps: number;
+  otherCores: number;
+}
+
+async function measureServer(n: number): Promise<ServerPoint> {
+  const profDir = args["cpu-prof"] ? path.join(outDir, `prof-${stamp}`, `n${n}`) : undefined;
+  if (profDir) fs.mkdirSync(profDir, { recursive: true });
+  const server = await startServerProcess({ size: args.size, maxParticipants: n, cpuProfDir: profDir });
+  const parts: SyntheticParticipant[] = [];
+  try {
+    for (const [k, fx] of inputsFor(n).entries()) {
+      const p = new SyntheticParticipant({ url: server.url, room: "bench", name: `bench-${k}`, ...fx, decode: false });
+      parts.push(p);
+      await p.join();
+    }
+    await sleep(warmupS);
+    const m0 = await server.metrics();
+    const frames0 = parts.map((p) => p.frameTimes.length);
+    const bytes0 = parts.map((p) => p.bytesReceived);
+    const c0 = process.cpuUsage();
+    const sampler = new TreeSampler(server.pid, serverRole(server.pid));
+    sampler.start();
+    await sleep(durationS);
+    const usage = sampler.stop();
+    const c1 = process.cpuUsage(c0);
+    const m1 = await server.metrics();
+    const receivers = parts.map((p, i) => ({
+      fps: (p.frameTimes.length - frames0[i]) / usage.wallS,
+      downlinkKbps: ((p.bytesReceived - bytes0[i]) * 8) / usage.wallS / 1000,
+    }));
+    const metricsDelta: Record<string, number> = {};
+    for (const [k, v] of Object.entries(m1)) if (v - (m0[k] ?? 0) !== 0) metricsDelta[k] = v - (m0[k] ?? 0);
+    return {
+      usage,
+      receivers,
+      medianFps: median(receivers.map((r) => r.fps)),
+      minFps: Math.min(...receivers.map((r) => r.fps)),
+      downlinkKbps: receivers.reduce((a, r) => a + r.downlinkKbps, 0) / receivers.length,
+      clientCores: (c1.user + c1.system) / 1e6 / usage.wallS,
+      otherCores: otherCores(usage, c1),
+      metricsDelta,
+      serverLog: server.logLines,
+    };
+  } finally {
+    await Promise.all(parts.map((p) => withTimeout(p.close().catch(() => {}), 3000)));
+    await server.stop();
+  }
+}
+
+async function measureBaseline(n: number): Promise<BaselinePoint> {
+  const ff = startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
+  try {
+    await sleep(warmupS);
+    const f0 = ff.frames();
+    const c0 = process.cpuUsage();
+    const sampler = new TreeSampler(ff.pid);
+    sampler.start();
+    await sleep(durationS);
+    const usage = sampler.stop();
+    return { usage, outputFps: (ff.frames() - f0) / usage.wallS, otherCores: otherCores(usage, process.cpuUsage(c0)) };
+  } finally {
+    await ff.stop();
+  }
+}
+
+/** Whole-machine busy cores minus the measured tree and this process. */
+function otherCores(u: TreeUsage, self: NodeJS.CpuUsage): number {
+  return Math.max(0, u.machineBusy * os.cpus().length - u.cores - (self.user + self.system) / 1e6 / u.wallS);
+}
+
+function ffmpegVersion(): string {
+  try {
+    return execFileSync(config.ffmpegPath, ["-version"], { encoding: "utf8" }).split("\n")[0];
+  } catch (e) {
+    throw new Error(`ffmpeg not runnable at ${config.ffmpegPath}: ${(e as Error).message}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const version = ffmpegVersion();
+  await generateFixtures();
+  const missing = inputsFor(Math.min(8, Math.max(...counts))).flatMap((f) => [f.video, f.audio]).filter((f) => !fs.existsSync(f));
+  if (missing.length) throw new Error(`fixtures missing after generation (run \`npm run fixtures\`): ${missing.join(", ")}`);
+  const cpus = os.cpus();
+  log(`bench: ${cpus.length} x ${cpus[0]?.model ?? "?"}; ${args.size}@${enc.fps} VP8 ${enc.videoKbps}k; ` +
+    `n = ${counts.join(",")}; baseline composes with ${compose}; ${warmupS} s warm-up + ${durationS} s measured per point; ${version}`);
+  if (args["cpu-prof"]) log(`note: --cpu-prof is on; server CPU figures include the profiler's overhead`);
+
+  const points: { n: number; server?: ServerPoint; baseline?: BaselinePoint; errors: string[] }[] = [];
+  for (const n of counts) {
+    const pt: (typeof points)[number] = { n, errors: [] };
+    points.push(pt);
+    log(`n=${n}: server…`);
+    try {
+      await waitIdle("the server");
+      pt.server = await measureServer(n);
+      const s = pt.server;
+      log(`n=${n}: server ${s.usage.cores.toFixed(3)} cores (node ${s.usage.rootCores.toFixed(3)}), ${s.usage.peakRssMB.toFixed(0)} MB, ` +
+        `${s.medianFps.toFixed(1)} fps (min ${s.minFps.toFixed(1)}), ${s.downlinkKbps.toFixed(0)} kbit/s; ` +
+        `client ${s.clientCores.toFixed(2)} cores, machine ${(100 * s.usage.machineBusy).toFixed(0)}% busy (others ${s.otherCores.toFixed(2)})` +
+        (s.serverLog.length ? `; server logged ${s.serverLog.length} warning(s), first: ${s.serverLog[0].slice(0, 200)}` : ""));
+      log(`  by role (cores): ${fmtRoles(s.usage.byRole)}`);
+      if (args["cpu-prof"]) {
+        const dir = path.join(outDir, `prof-${stamp}`, `n${n}`);
+        // One file per thread (tsx's loader runs in a worker): the main thread's is the largest.
+        const file = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))
+          .sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0];
+        if (file) {
+          s.profile = { file: path.join(dir, file), ...summariseProfile(path.join(dir, file), ROOT) };
+          log(formatProfile(s.profile));
+        } else log(`  (no .cpuprofile written in ${dir})`);
+      }
+    } catch (e) {
+      pt.errors.push(`server: ${(e as Error).message}`);
+      log(`n=${n}: server FAILED: ${(e as Error).message}`);
+    }
+    log(`n=${n}: baseline…`);
+    try {
+      await waitIdle("the baseline");
+      pt.baseline = await measureBaseline(n);
+      const b = pt.baseline;
+      log(`n=${n}: baseline ${b.usage.cores.toFixed(3)} cores, ${b.usage.peakRssMB.toFixed(0)} MB, ${b.outputFps.toFixed(1)} fps out (others ${b.otherCores.toFixed(2)})`);
+    } catch (e) {
+      pt.errors.push(`baseline: ${(e as Error).message}`);
+      log(`n=${n}: baseline FAILED: ${(e as Error).message}`);
+    }
+  }
+
+  const rows = points.map(({ n, server: s, baseline: b }) => {
+    const f = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(d));
+    return [
+      String(n),
+      f(s?.usage.cores, 3), f(s && s.usage.cores / n, 3), f(b?.usage.cores, 3),
+      f(s && b && s.usage.cores / b.usage.cores, 2),
+      f(s?.usage.peakRssMB, 0), f(s && s.usage.peakRssMB / n, 0),
+      f(s?.medianFps, 1), f(s?.downlinkKbps, 0),
+      f(s?.usage.rootCores, 3), f(s?.clientCores, 2), f(s && 100 * s.usage.machineBusy, 0), f(b?.outputFps, 1),
+      `${f(s?.otherCores, 2)}/${f(b?.otherCores, 2)}`,
+    ];
+  });
+  const header = ["n", "server CPU", "per part.", "baseline", "ratio", "tree RSS MB", "RSS/part.", "median fps", "down kbit/s",
+    "node only", "client CPU", "busy %", "base fps", "other load"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join(" | ");
+  log("");
+  log(line(header));
+  log(widths.map((w) => "-".repeat(w)).join("-|-"));
+  for (const r of rows) log(line(r));
+  log(`CPU in cores (CPU-seconds per second) of the whole process tree; "node only" is the server's own process; ` +
+    `"client CPU" is this benchmark process (the participants); "busy %" is the whole machine (${cpus.length} CPUs) during the server window; ` +
+    `"other load" is CPU used by unrelated processes during the server/baseline windows (cores).`);
+  const noisy = points.filter((p) => Math.max(p.server?.otherCores ?? 0, p.baseline?.otherCores ?? 0) > 0.1);
+  if (noisy.length) log(`WARNING: other processes used > 0.1 cores during n=${noisy.map((p) => p.n).join(",")}: those figures are disturbed; rerun on an idle machine.`);
+
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `cpu-${stamp}.json`);
+  const report = {
+    startedAt: new Date().toISOString(),
+    machine: { cpuModel: cpus[0]?.model, cpus: cpus.length, memoryMB: Math.round(os.totalmem() / 2 ** 20), os: `${os.type()} ${os.release()}`, node: process.version, clkTck: CLK_TCK },
+    settings: { participants: counts, durationS, warmupS, size: args.size, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern" },
+    points,
+  };
+  fs.writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
+  log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size}` +
+    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : ""));
+  if (points.some((p) => p.errors.length)) process.exitCode = 1;
+}
+
+main().then(
+  () => process.exit(),
+  (e: unknown) => {
+    console.error(`bench failed: ${(e as Error).message ?? e}`);
+    process.exit(1);
+  },
+);
