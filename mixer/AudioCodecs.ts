@@ -70,3 +70,48 @@ export class OpusEncoder extends EventEmitter<{ packet: [Buffer, number]; exit: 
     this.proc.close();
   }
 }
+
+/**
+ * An Opus encoder that remembers which mixer tick each block came from (libopus emits exactly
+ * one packet per 20 ms block, in order) and replaces its ffmpeg child if it dies.
+ */
+export class TickedOpusEncoder extends EventEmitter<{ packet: [Buffer, number, number]; died: [] }> {
+  private enc: OpusEncoder | undefined;
+  private ticks: number[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly ffmpegPath: string,
+    private readonly kbps: number,
+  ) {
+    super();
+    this.start();
+  }
+
+  private start(): void {
+    const enc = new OpusEncoder(this.ffmpegPath, this.kbps);
+    this.enc = enc;
+    this.ticks = [];
+    enc.on("packet", (p, n) => {
+      const tick = this.ticks.shift();
+      if (tick !== undefined) this.emit("packet", p, n, tick);
+    });
+    enc.on("exit", () => {
+      if (this.closed || this.enc !== enc) return;
+      this.enc = undefined;
+      this.emit("died");
+      setTimeout(() => !this.closed && this.start(), 100).unref();
+    });
+  }
+
+  encode(pcm: Int16Array, tick: number): boolean {
+    if (!this.enc?.encode(pcm)) return false;
+    this.ticks.push(tick);
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.enc?.close();
+  }
+}

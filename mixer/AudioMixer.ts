@@ -1,16 +1,21 @@
-// The room's audio mixer: one 20 ms clock, a jitter buffer per speaker, one int32 sum per
-// tick, and for every listener that sum minus their own voice, encoded by their own encoder.
+// The room's audio mixer: one 20 ms clock, a jitter buffer per speaker, one int32 sum per tick.
+// Everyone who is talking hears the sum minus their own voice, from their own encoder; everyone
+// who is silent hears the same full mix, from ONE shared encoder (their own voice is not in it).
+// Talk state has a 2 s hold so listeners do not flip between encoders within a sentence.
 import { EventEmitter } from "node:events";
 import { logger } from "../server/log.ts";
 import { metrics } from "../server/metrics.ts";
 import { MediaClock } from "./clock.ts";
-import { OpusDecoder, OpusEncoder } from "./AudioCodecs.ts";
-import { fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
+import { OpusDecoder, TickedOpusEncoder } from "./AudioCodecs.ts";
+import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
 import { PcmBuffer } from "./pcmBuffer.ts";
 
 const log = logger("audio-mixer");
 export const SAMPLE_RATE = 48000;
 export const TICK_SAMPLES = 960; // 20 ms
+/** Below this a block counts as silence (a quiet room is around -60 dBFS). */
+export const TALK_THRESHOLD_DB = -50;
+export const TALK_HOLD_MS = 2000;
 
 export interface AudioSettings {
   ffmpegPath: string;
@@ -23,12 +28,14 @@ interface Member {
   pcm: PcmBuffer;
   block: Int16Array;
   hasBlock: boolean;
-  encoder: OpusEncoder | undefined;
+  encoder: TickedOpusEncoder;
   out: Int16Array;
   lastSeq: number | undefined;
   onPacket: (opus: Buffer, samples: number) => void;
-  closed: boolean;
   muted: boolean;
+  lastTalkAt: number;
+  /** Which encoder serves this listener at each recent tick. */
+  route: Map<number, "own" | "general">;
 }
 
 export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
@@ -36,6 +43,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
   private readonly clock = new MediaClock(20, () => this.tick());
+  private general: TickedOpusEncoder | undefined;
   ticks = 0;
 
   constructor(private readonly s: AudioSettings) {
@@ -43,26 +51,32 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
     this.clock.begin();
   }
 
-  /** Adds a participant: a speaker (its Opus in) and a listener (its mix-minus out, via onPacket). */
+  /** Adds a participant: a speaker (its Opus in) and a listener (its mix out, via onPacket). */
   add(id: string, onPacket: (opus: Buffer, samples: number) => void): void {
+    // The own encoder is started now (an idle child costs no CPU) so talking starts without a spawn delay.
+    const encoder = new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps);
     const m: Member = {
-      id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false,
-      encoder: undefined, out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, closed: false, muted: false,
+      id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
+      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, muted: false, lastTalkAt: -Infinity, route: new Map(),
     };
+    encoder.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
+    encoder.on("died", () => this.encoderDied(m.id));
     this.members.set(id, m);
-    this.startEncoder(m);
+    this.general ??= this.startGeneral();
   }
 
-  private startEncoder(m: Member): void {
-    const enc = new OpusEncoder(this.s.ffmpegPath, this.s.kbps);
-    m.encoder = enc;
-    enc.on("packet", (p, n) => m.onPacket(p, n));
-    enc.on("exit", () => {
-      if (m.closed) return;
-      metrics.ffmpegRestarts.inc({ role: "audio-encoder" });
-      log.warn("audio encoder died; replacing it", { participant: m.id });
-      setTimeout(() => !m.closed && this.startEncoder(m), 100).unref();
+  private startGeneral(): TickedOpusEncoder {
+    const g = new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps);
+    g.on("packet", (p, n, tick) => {
+      for (const m of this.members.values()) if (m.route.get(tick) === "general") m.onPacket(p, n);
     });
+    g.on("died", () => this.encoderDied("general"));
+    return g;
+  }
+
+  private encoderDied(who: string): void {
+    metrics.ffmpegRestarts.inc({ role: "audio-encoder" });
+    log.warn("audio encoder died; replacing it", { listener: who });
   }
 
   private startDecoder(m: Member): OpusDecoder {
@@ -70,7 +84,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
     m.decoder = dec;
     dec.on("pcm", (d) => m.pcm.pushBytes(d));
     dec.on("exit", () => {
-      if (m.closed) return;
+      if (!this.members.has(m.id)) return;
       metrics.ffmpegRestarts.inc({ role: "audio-decoder" });
       log.warn("audio decoder died; the next packet starts a new one", { participant: m.id });
       if (m.decoder === dec) m.decoder = undefined;
@@ -81,7 +95,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
   /** An Opus RTP packet from participant `id`. Late (reordered) packets are dropped. */
   pushRtp(id: string, rtp: { header: { sequenceNumber: number }; payload: Buffer }): void {
     const m = this.members.get(id);
-    if (!m || m.closed) return;
+    if (!m) return;
     const seq = rtp.header.sequenceNumber;
     if (m.lastSeq !== undefined) {
       const delta = (seq - m.lastSeq + 0x10000) & 0xffff;
@@ -99,33 +113,53 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
   remove(id: string): void {
     const m = this.members.get(id);
     if (!m) return;
-    m.closed = true;
-    m.decoder?.close();
-    m.encoder?.close();
     this.members.delete(id);
+    m.decoder?.close();
+    m.encoder.close();
+    if (!this.members.size) {
+      this.general?.close();
+      this.general = undefined;
+    }
+  }
+
+  /** Listeners currently served by their own mix-minus encoder (the talkers). */
+  get talkers(): string[] {
+    const now = performance.now();
+    return [...this.members.values()].filter((m) => now - m.lastTalkAt < TALK_HOLD_MS).map((m) => m.id);
   }
 
   private tick(): void {
-    this.ticks++;
+    const tick = ++this.ticks;
+    const now = performance.now();
     const blocks: (Int16Array | undefined)[] = [];
     for (const m of this.members.values()) {
       m.hasBlock = m.pcm.take(m.block) && !m.muted;
       if (!m.hasBlock && m.decoder) metrics.audioUnderruns.inc();
+      if (m.hasBlock && blockLevelDb(m.block) > TALK_THRESHOLD_DB) m.lastTalkAt = now;
       blocks.push(m.hasBlock ? m.block : undefined);
     }
     sumInputs(blocks, this.sum);
+    fullMix(this.sum, this.full);
+    let anyGeneral = false;
     for (const m of this.members.values()) {
-      mixMinus(this.sum, m.hasBlock ? m.block : undefined, m.out);
-      m.encoder?.encode(m.out);
+      const talking = now - m.lastTalkAt < TALK_HOLD_MS;
+      if (talking) {
+        mixMinus(this.sum, m.hasBlock ? m.block : undefined, m.out);
+        if (m.encoder.encode(m.out, tick)) m.route.set(tick, "own");
+      } else {
+        m.route.set(tick, "general");
+        anyGeneral = true;
+      }
+      m.route.delete(tick - 50); // packets come back within a few ticks; 1 s of routes is plenty
     }
-    if (this.listenerCount("fullMix")) {
-      fullMix(this.sum, this.full);
-      this.emit("fullMix", this.full);
-    }
+    if (anyGeneral) this.general?.encode(this.full, tick);
+    if (this.listenerCount("fullMix")) this.emit("fullMix", this.full);
   }
 
   close(): void {
     this.clock.stop();
     for (const id of [...this.members.keys()]) this.remove(id);
+    this.general?.close();
+    this.general = undefined;
   }
 }

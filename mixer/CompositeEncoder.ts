@@ -45,6 +45,7 @@ export class CompositeEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
   private switchPending = false;
   private lastTickSent = -1;
   private closed = false;
+  private readonly pool: Buffer[] = [];
   framesIn = 0;
   framesOut = 0;
   keyframesOut = 0;
@@ -109,8 +110,14 @@ export class CompositeEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
     if (this.switchPending || !this.active) this.switchToStandby();
     const child = this.active;
     if (!child) return false;
-    // The canvas is reused by the compositor: hand the pipe its own copy.
-    if (!child.proc.write(Buffer.from(canvas), canvas.length * 2)) return false;
+    // The canvas is reused by the compositor: the pipe gets a copy, from a small pool so 40 MB/s
+    // of fresh buffers does not drive V8 into back-to-back full GCs.
+    const copy = this.pool.pop() ?? Buffer.allocUnsafe(canvas.length);
+    canvas.copy(copy);
+    if (!child.proc.write(copy, canvas.length * 2, () => this.pool.length < 4 && this.pool.push(copy))) {
+      this.pool.push(copy);
+      return false;
+    }
     child.ticks.push(tick);
     this.framesIn++;
     return true;

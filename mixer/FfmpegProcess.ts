@@ -71,10 +71,10 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
   }
 
   /** Write if the child is alive; false when it is gone or its pipe is backed up by more than `maxQueued` bytes. */
-  write(data: Buffer | Uint8Array, maxQueued = Infinity): boolean {
+  write(data: Buffer | Uint8Array, maxQueued = Infinity, done?: () => void): boolean {
     if (this.exited || this.closing || !this.stdin.writable) return false;
     if (this.stdin.writableLength > maxQueued) return false;
-    this.stdin.write(data);
+    this.stdin.write(data, done ? () => done() : undefined);
     return true;
   }
 

@@ -27,3 +27,10 @@ export function mixMinus(sum: Int32Array, own: Int16Array | undefined, out: Int1
 export function fullMix(sum: Int32Array, out: Int16Array): void {
   for (let i = 0; i < out.length; i++) out[i] = clip16(sum[i]);
 }
+
+/** RMS level of a block in dBFS (-Infinity for digital silence): the talk detector's input. */
+export function blockLevelDb(block: Int16Array): number {
+  let acc = 0;
+  for (let i = 0; i < block.length; i++) acc += block[i] * block[i];
+  return acc === 0 ? -Infinity : 10 * Math.log10(acc / block.length / (32768 * 32768));
+}

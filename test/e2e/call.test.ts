@@ -48,6 +48,29 @@ describe("a three-person call", () => {
   });
 });
 
+describe("listeners who do not talk", () => {
+  it("share one full-mix encoder and still hear everyone, while talkers get their own mix-minus", async () => {
+    const talkers = await joinAll(server, "quiet", ["p0", "p1"]);
+    const [listener] = await joinAll(server, "quiet", ["p2"], { silent: true });
+    try {
+      await sleep(2500);
+      const mixer = server.rooms.get("quiet")!.currentMixer!;
+      expect(mixer.audio.talkers.sort()).toEqual(talkers.map((t) => t.participantId).sort());
+      const l = heardLevels(listener, ["p0", "p1", "p2"]);
+      expect(l.p0, JSON.stringify(l)).toBeGreaterThan(-25);
+      expect(l.p1, JSON.stringify(l)).toBeGreaterThan(-25);
+      for (const [i, t] of talkers.entries()) {
+        const h = heardLevels(t, ["p0", "p1"]);
+        const own = i === 0 ? "p0" : "p1";
+        const other = i === 0 ? "p1" : "p0";
+        expect(h[other] - h[own], JSON.stringify(h)).toBeGreaterThanOrEqual(30);
+      }
+    } finally {
+      await closeAll([...talkers, listener]);
+    }
+  });
+});
+
 describe("membership changes", () => {
   it("re-lays out on join and leave at the next tick, with no gap of 200 ms for anyone", async () => {
     const ps = await joinAll(server, "churn", ["p0", "p1", "p2"]);

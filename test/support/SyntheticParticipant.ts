@@ -27,6 +27,8 @@ export interface SyntheticOptions {
   decode?: boolean;
   /** Fraction of outgoing video packets dropped (simulated lossy uplink). */
   videoLoss?: number;
+  /** Send no audio at all (a listener who never speaks). */
+  silent?: boolean;
 }
 
 export class SyntheticParticipant {
@@ -155,6 +157,7 @@ export class SyntheticParticipant {
     });
     const opus = new OpusPacketizer({ payloadType: 111 });
     const audio = new MediaClock(20, (t) => {
+      if (this.o.silent) return;
       const p = this.opus[t.index % this.opus.length];
       for (const pkt of opus.packetize(p, (t.index * 960) >>> 0)) void this.audioTx.sender.sendRtp(pkt);
     });

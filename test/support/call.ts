@@ -13,7 +13,7 @@ export async function startTestServer(): Promise<RunningServer> {
   return startServer({ port: 0, host: "127.0.0.1", logLevel: (process.env.LOG_LEVEL as "info") ?? "warn" });
 }
 
-export async function joinAll(server: RunningServer, room: string, ids: string[], opts: { videoLoss?: number } = {}) {
+export async function joinAll(server: RunningServer, room: string, ids: string[], opts: { videoLoss?: number; silent?: boolean } = {}) {
   const out: SyntheticParticipant[] = [];
   for (const id of ids) {
     const p = new SyntheticParticipant({ url: server.url, room, name: id, ...fixturePaths(id, "solid"), decode: true, ...opts });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clip16, fullMix, mixMinus, sumInputs } from "../../mixer/mixMinus.ts";
+import { blockLevelDb, clip16, fullMix, mixMinus, sumInputs } from "../../mixer/mixMinus.ts";
 
 const i16 = (...v: number[]) => Int16Array.from(v);
 
@@ -131,5 +131,14 @@ describe("fullMix", () => {
     const out = new Int16Array(2);
     fullMix(sum, out);
     expect([...out]).toEqual([4, 6]);
+  });
+});
+
+describe("blockLevelDb", () => {
+  it("reads a full-scale square as 0 dBFS, a -12 dBFS sine near -15 dB RMS, and silence as -Infinity", () => {
+    expect(blockLevelDb(new Int16Array(960).fill(32767))).toBeCloseTo(0, 1);
+    const sine = Int16Array.from({ length: 960 }, (_, i) => Math.round(8231 * Math.sin((2 * Math.PI * 400 * i) / 48000)));
+    expect(blockLevelDb(sine)).toBeCloseTo(-12 - 3.01, 0);
+    expect(blockLevelDb(new Int16Array(960))).toBe(-Infinity);
   });
 });
