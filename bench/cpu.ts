@@ -1,13 +1,14 @@
 // CPU benchmark: the server (Node + every ffmpeg child) vs ffmpeg alone doing the same media work.
 // Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720]
 //                         [--out bench/results] [--idle-wait 60] [--baseline-compose xstack|overlay] [--cpu-prof]
+//                         [--talkers turns|all]  (turns: people take 2 s turns, as in a meeting; all: everyone at once)
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { generateFixtures } from "../fixtures/generate.ts";
-import { PARTICIPANTS, fixturePaths } from "../fixtures/participants.ts";
+import { PARTICIPANTS, fixturePaths, turnsAudioPath } from "../fixtures/participants.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
 import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts";
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     "idle-wait": { type: "string", default: "60" },
     "baseline-compose": { type: "string", default: "xstack" },
     "cpu-prof": { type: "boolean", default: false },
+    talkers: { type: "string", default: "turns" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -41,6 +43,7 @@ if (!counts.length || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 10
 if (!(durationS > 0) || !(warmupS >= 0)) throw new Error(`--duration/--warmup: expected seconds`);
 if (!sizeMatch) throw new Error(`--size: expected WxH, e.g. 1280x720`);
 const compose = args["baseline-compose"] as Compose;
+if (args.talkers !== "turns" && args.talkers !== "all") throw new Error(`--talkers: turns or all`);
 if (compose !== "xstack" && compose !== "overlay") throw new Error(`--baseline-compose: xstack or overlay`);
 
 installCleanup();
@@ -57,7 +60,12 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const inputsFor = (n: number) => Array.from({ length: n }, (_, k) => fixturePaths(PARTICIPANTS[k % PARTICIPANTS.length].id, "pattern"));
+const inputsFor = (n: number) =>
+  Array.from({ length: n }, (_, k) => {
+    const id = PARTICIPANTS[k % PARTICIPANTS.length].id;
+    const f = fixturePaths(id, "pattern");
+    return args.talkers === "turns" ? { ...f, audio: turnsAudioPath(id) } : f;
+  });
 /** On a shared machine, waits (up to --idle-wait s) until other processes use under 0.2 cores. */
 async function waitIdle(what: string): Promise<void> {
   const t0 = Date.now();
@@ -264,13 +272,13 @@ async function main(): Promise<void> {
   const report = {
     startedAt: new Date().toISOString(),
     machine: { cpuModel: cpus[0]?.model, cpus: cpus.length, memoryMB: Math.round(os.totalmem() / 2 ** 20), os: `${os.type()} ${os.release()}`, node: process.version, clkTck: CLK_TCK },
-    settings: { participants: counts, durationS, warmupS, size: args.size, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern" },
+    settings: { participants: counts, durationS, warmupS, size: args.size, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
     points,
   };
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
   log(`\nwrote ${path.relative(process.cwd(), file)}`);
   log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size}` +
-    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : ""));
+    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers}`);
   if (points.some((p) => p.errors.length)) process.exitCode = 1;
 }
 
