@@ -1,6 +1,7 @@
 // A room owns its participants and its mixer. The mixer starts with the first participant;
 // when the last one leaves the room closes it (no ffmpeg child, timer or socket left).
 import { EventEmitter } from "node:events";
+import { gridLayout } from "../mixer/layout.ts";
 import { Mixer } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
@@ -12,7 +13,13 @@ const log = logger("room");
 
 export class RoomFullError extends Error {}
 
-export class Room extends EventEmitter<{ participants: [ParticipantInfo[]]; empty: [] }> {
+export interface RoomState {
+  participants: ParticipantInfo[];
+  /** Size of every tile in the current grid: clients need not send more pixels than this. */
+  tile: { width: number; height: number };
+}
+
+export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }> {
   private readonly participants = new Map<string, Participant>();
   private mixer: Mixer | undefined;
   private nextId = 1;
@@ -81,8 +88,13 @@ export class Room extends EventEmitter<{ participants: [ParticipantInfo[]]; empt
     return [...this.participants.values()].map((p) => ({ id: p.id, name: p.name, audio: p.audio, video: p.video }));
   }
 
+  state(): RoomState {
+    const t = gridLayout(Math.max(1, this.participants.size), this.config.width, this.config.height)[0];
+    return { participants: this.list(), tile: { width: t.w, height: t.h } };
+  }
+
   private broadcastList(): void {
-    this.emit("participants", this.list());
+    this.emit("participants", this.state());
   }
 
   close(): void {

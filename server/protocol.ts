@@ -76,7 +76,7 @@ export type ServerMessage =
   | { type: "joined"; participantId: string; room: string; iceServers: unknown[] }
   | { type: "answer"; sdp: string }
   | { type: "candidate"; candidate: CandidateInit | null }
-  | { type: "participants"; participants: ParticipantInfo[] }
+  | { type: "participants"; participants: ParticipantInfo[]; tile: { width: number; height: number } }
   | { type: "error"; code: ErrorCode; message: string };
 
 export class ProtocolError extends Error {

@@ -8,9 +8,9 @@ import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import type { Participant } from "./Participant.ts";
-import { parseClientMessage, ProtocolError, type ClientMessage, type ParticipantInfo, type ServerMessage } from "./protocol.ts";
+import { parseClientMessage, ProtocolError, type ClientMessage, type ServerMessage } from "./protocol.ts";
 import { TokenBucket } from "./rateLimit.ts";
-import { RoomFullError, type Room } from "./Room.ts";
+import { RoomFullError, type Room, type RoomState } from "./Room.ts";
 import type { Rooms } from "./Rooms.ts";
 import { iceServersFor } from "./turn.ts";
 
@@ -21,7 +21,7 @@ const IDLE_PING_MS = 15_000;
 export class SignalingSession {
   private participant: Participant | undefined;
   private room: Room | undefined;
-  private readonly onList = (participants: ParticipantInfo[]) => this.send({ type: "participants", participants });
+  private readonly onList = (state: RoomState) => this.send({ type: "participants", ...state });
   /** Signaling is a handful of messages per call; a flood is refused, not queued. */
   private readonly limit = new TokenBucket(20, 60);
 
@@ -63,7 +63,7 @@ export class SignalingSession {
         p.once("close", () => this.detach());
         this.send({ type: "joined", participantId: p.id, room: room.id, iceServers: iceServersFor(p.id, this.config) });
         room.on("participants", this.onList);
-        this.send({ type: "participants", participants: room.list() });
+        this.send({ type: "participants", ...room.state() });
         return;
       }
       case "offer": {

@@ -99,6 +99,7 @@ export class Call {
         return;
       case "participants":
         this.ev.participants(m.participants);
+        if (m.tile) void this.fitToTile(m.tile.width, m.tile.height);
         return;
       case "error":
         this.ev.error(PLAIN_ERRORS[m.code] ?? `Server: ${m.message}`);
@@ -143,6 +144,20 @@ export class Call {
     this.transport?.send({ type: "offer", sdp: pc.localDescription!.sdp });
     offerSent = true;
     for (const c of early) this.transport?.send({ type: "candidate", candidate: c });
+  }
+
+  /** Sends no more pixels than our tile shows: saves this device's encoder and the server's decoder. */
+  private async fitToTile(w: number, h: number): Promise<void> {
+    const sender = this.senders.video;
+    const settings = this.local?.getVideoTracks()[0]?.getSettings();
+    if (!sender || !settings?.width || !settings.height) return;
+    // The server letterboxes into the tile, so the picture it shows is at most the tile's size.
+    const scale = Math.max(1, settings.width / w, settings.height / h);
+    const params = sender.getParameters();
+    if (!params.encodings?.length) return; // not negotiated yet; the next list update retries
+    if (params.encodings[0].scaleResolutionDownBy === scale) return;
+    params.encodings[0].scaleResolutionDownBy = scale;
+    await sender.setParameters(params).catch(() => {});
   }
 
   sendChat(text: string): boolean {
