@@ -1,50 +1,64 @@
 // CPU benchmark: the server (Node + every ffmpeg child) vs ffmpeg alone doing the same media work.
-// Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720]
+// Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720] [--codec vp8]
 //                         [--out bench/results] [--idle-wait 60] [--baseline-compose xstack|overlay] [--cpu-prof]
 //                         [--talkers turns|all]  (turns: people take 2 s turns, as in a meeting; all: everyone at once)
+// Prints a table and writes <out>/cpu-<time>.json and <out>/cpu-<time>.svg (plot).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { generateFixtures } from "../fixtures/generate.ts";
-import { PARTICIPANTS, fixturePaths, turnsAudioPath } from "../fixtures/participants.ts";
+import { FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH, PARTICIPANTS, fixturePaths, turnsAudioPath } from "../fixtures/participants.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
 import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts";
 import { installCleanup } from "./children.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
+import { renderSvg } from "./plot.ts";
 import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
+import { derive, printTables, rtpCounters, rtpWindow, type BaselinePoint, type Geometry, type Point, type ServerPoint } from "./report.ts";
 import { ROOT, startServerProcess } from "./server.ts";
 
-const { values: args } = parseArgs({
-  options: {
+const { values: args } = (() => {
+  try {
+    return parseArgs({ options: {
     participants: { type: "string", default: "1,2,4,9" },
     duration: { type: "string", default: "20" },
     warmup: { type: "string", default: "4" },
     size: { type: "string", default: "1280x720" },
+    codec: { type: "string", default: "vp8" },
     out: { type: "string", default: "bench/results" },
     "idle-wait": { type: "string", default: "60" },
     "baseline-compose": { type: "string", default: "xstack" },
     "cpu-prof": { type: "boolean", default: false },
     talkers: { type: "string", default: "turns" },
     help: { type: "boolean", short: "h", default: false },
-  },
-});
+    } });
+  } catch (e) {
+    return usageError((e as Error).message);
+  }
+})();
 if (args.help) {
-  console.log(fs.readFileSync(new URL(import.meta.url), "utf8").split("\n").slice(0, 3).join("\n"));
+  console.log(fs.readFileSync(new URL(import.meta.url), "utf8").split("\n").slice(0, 5).join("\n"));
   process.exit(0);
+}
+/** Bad flags: a one-line message, no stack trace. */
+function usageError(m: string): never {
+  console.error(`bench: ${m} (see --help)`);
+  process.exit(2);
 }
 const counts = args.participants.split(",").map((s) => Number(s.trim()));
 const durationS = Number(args.duration);
 const warmupS = Number(args.warmup);
 const sizeMatch = /^(\d+)x(\d+)$/.exec(args.size);
-if (!counts.length || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 100)) throw new Error(`--participants: expected e.g. 1,2,4,9`);
-if (!(durationS > 0) || !(warmupS >= 0)) throw new Error(`--duration/--warmup: expected seconds`);
-if (!sizeMatch) throw new Error(`--size: expected WxH, e.g. 1280x720`);
+if (!counts.length || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 100)) usageError(`--participants: expected e.g. 1,2,4,9`);
+if (!(durationS > 0) || !(warmupS >= 0)) usageError(`--duration/--warmup: expected seconds`);
+if (!sizeMatch) usageError(`--size: expected WxH, e.g. 1280x720`);
+if (args.codec.toLowerCase() !== "vp8") usageError(`--codec: only vp8 is supported for now (the server encodes the composite with libvpx VP8), got "${args.codec}"`);
 const compose = args["baseline-compose"] as Compose;
-if (args.talkers !== "turns" && args.talkers !== "all") throw new Error(`--talkers: turns or all`);
-if (compose !== "xstack" && compose !== "overlay") throw new Error(`--baseline-compose: xstack or overlay`);
+if (args.talkers !== "turns" && args.talkers !== "all") usageError(`--talkers: turns or all`);
+if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compose: xstack or overlay`);
 
 installCleanup();
 const config = loadConfig({ ...process.env, OUTPUT_SIZE: args.size });
@@ -55,7 +69,8 @@ const enc: EncodeSettings = {
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 const outDir = path.resolve(ROOT, args.out);
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
-const log = (m: string) => console.log(m);
+const tty = process.stdout.isTTY;
+const log = (m: string) => console.log((tty ? "\r\x1b[K" : "") + m);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -96,25 +111,22 @@ function serverRole(root: number) {
 const fmtRoles = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
 const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms / 1000).then(() => undefined)]);
 
-interface ServerPoint {
-  usage: TreeUsage;
-  receivers: { fps: number; downlinkKbps: number }[];
-  medianFps: number;
-  minFps: number;
-  downlinkKbps: number;
-  /** The benchmark process itself (the n werift participants), cores. */
-  clientCores: number;
-  /** Machine CPU used by processes outside the benchmark during the window, cores (noise). */
-  otherCores: number;
-  metricsDelta: Record<string, number>;
-  serverLog: string[];
-  profile?: ReturnType<typeof summariseProfile> & { file: string };
-}
-
-interface BaselinePoint {
-  usage: TreeUsage;
-  outputFps: number;
-  otherCores: number;
+/** Progress: where the run is (set per phase), and the planned warm-up + measurement seconds still ahead. */
+let phase = "";
+let plannedLeftS = counts.length * 2 * (warmupS + durationS);
+const fmtS = (x: number, s = Math.round(x)) => (s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`);
+/** Sleeps `s` seconds showing progress: one line rewritten each second on a terminal, else a line every 10 s. */
+async function countdown(what: string, s: number): Promise<void> {
+  const t0 = Date.now();
+  let printed = 0;
+  for (let el = 0; el < s; el = (Date.now() - t0) / 1000) {
+    const msg = `${phase}: ${what} ${Math.floor(el)}/${s} s (run: ~${fmtS(plannedLeftS - el)} of measuring left, plus setup)`;
+    if (tty) process.stdout.write(`\r\x1b[K${msg}`);
+    else if (el - printed >= 10) (printed = Math.floor(el)), console.log(`  ${msg}`);
+    await sleep(Math.min(1, s - el));
+  }
+  plannedLeftS -= s;
+  if (tty) process.stdout.write("\r\x1b[K");
 }
 
 async function measureServer(n: number): Promise<ServerPoint> {
@@ -126,22 +138,26 @@ async function measureServer(n: number): Promise<ServerPoint> {
     for (const [k, fx] of inputsFor(n).entries()) {
       const p = new SyntheticParticipant({ url: server.url, room: "bench", name: `bench-${k}`, ...fx, decode: false });
       parts.push(p);
+      if (tty) process.stdout.write(`\r\x1b[K${phase}: joining ${k + 1}/${n}`);
       await p.join();
     }
-    await sleep(warmupS);
+    await countdown("warm-up", warmupS);
     const m0 = await server.metrics();
     const frames0 = parts.map((p) => p.frameTimes.length);
     const bytes0 = parts.map((p) => p.bytesReceived);
+    const rtp0 = await Promise.all(parts.map((p) => rtpCounters(p.pc)));
     const c0 = process.cpuUsage();
     const sampler = new TreeSampler(server.pid, serverRole(server.pid));
     sampler.start();
-    await sleep(durationS);
+    await countdown("measuring", durationS);
     const usage = sampler.stop();
     const c1 = process.cpuUsage(c0);
+    const rtp1 = await Promise.all(parts.map((p) => rtpCounters(p.pc)));
     const m1 = await server.metrics();
     const receivers = parts.map((p, i) => ({
       fps: (p.frameTimes.length - frames0[i]) / usage.wallS,
       downlinkKbps: ((p.bytesReceived - bytes0[i]) * 8) / usage.wallS / 1000,
+      rtp: rtpWindow(rtp0[i], rtp1[i]),
     }));
     const metricsDelta: Record<string, number> = {};
     for (const [k, v] of Object.entries(m1)) if (v - (m0[k] ?? 0) !== 0) metricsDelta[k] = v - (m0[k] ?? 0);
@@ -165,12 +181,12 @@ async function measureServer(n: number): Promise<ServerPoint> {
 async function measureBaseline(n: number): Promise<BaselinePoint> {
   const ff = startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
   try {
-    await sleep(warmupS);
+    await countdown("warm-up", warmupS);
     const f0 = ff.frames();
     const c0 = process.cpuUsage();
     const sampler = new TreeSampler(ff.pid);
     sampler.start();
-    await sleep(durationS);
+    await countdown("measuring", durationS);
     const usage = sampler.stop();
     return { usage, outputFps: (ff.frames() - f0) / usage.wallS, otherCores: otherCores(usage, process.cpuUsage(c0)) };
   } finally {
@@ -201,17 +217,21 @@ async function main(): Promise<void> {
     `n = ${counts.join(",")}; baseline composes with ${compose}; ${warmupS} s warm-up + ${durationS} s measured per point; ${version}`);
   if (args["cpu-prof"]) log(`note: --cpu-prof is on; server CPU figures include the profiler's overhead`);
 
-  const points: { n: number; server?: ServerPoint; baseline?: BaselinePoint; errors: string[] }[] = [];
-  for (const n of counts) {
-    const pt: (typeof points)[number] = { n, errors: [] };
+  const points: Point[] = [];
+  for (const [i, n] of counts.entries()) {
+    const pt: Point = { n, errors: [] };
     points.push(pt);
-    log(`n=${n}: server…`);
+    phase = `[${i + 1}/${counts.length}] n=${n} server`;
+    log(`${phase}…`);
     try {
       await waitIdle("the server");
       pt.server = await measureServer(n);
       const s = pt.server;
+      const kbps = (dir: "upKbps" | "downKbps", k: "video" | "audio") => (s.receivers.reduce((a, r) => a + r.rtp[dir][k], 0) / n).toFixed(0);
+      const lost = s.receivers.reduce((a, r) => a + r.rtp.packetsLost.video + r.rtp.packetsLost.audio, 0);
       log(`n=${n}: server ${s.usage.cores.toFixed(3)} cores (node ${s.usage.rootCores.toFixed(3)}), ${s.usage.peakRssMB.toFixed(0)} MB, ` +
-        `${s.medianFps.toFixed(1)} fps (min ${s.minFps.toFixed(1)}), ${s.downlinkKbps.toFixed(0)} kbit/s; ` +
+        `${s.medianFps.toFixed(1)} fps (min ${s.minFps.toFixed(1)}), down ${kbps("downKbps", "video")}+${kbps("downKbps", "audio")} kbit/s, ` +
+        `up ${kbps("upKbps", "video")}+${kbps("upKbps", "audio")} kbit/s, ${lost} packets lost; ` +
         `client ${s.clientCores.toFixed(2)} cores, machine ${(100 * s.usage.machineBusy).toFixed(0)}% busy (others ${s.otherCores.toFixed(2)})` +
         (s.serverLog.length ? `; server logged ${s.serverLog.length} warning(s), first: ${s.serverLog[0].slice(0, 200)}` : ""));
       log(`  by role (cores): ${fmtRoles(s.usage.byRole)}`);
@@ -229,7 +249,8 @@ async function main(): Promise<void> {
       pt.errors.push(`server: ${(e as Error).message}`);
       log(`n=${n}: server FAILED: ${(e as Error).message}`);
     }
-    log(`n=${n}: baseline…`);
+    phase = `[${i + 1}/${counts.length}] n=${n} baseline`;
+    log(`${phase}…`);
     try {
       await waitIdle("the baseline");
       pt.baseline = await measureBaseline(n);
@@ -239,44 +260,33 @@ async function main(): Promise<void> {
       pt.errors.push(`baseline: ${(e as Error).message}`);
       log(`n=${n}: baseline FAILED: ${(e as Error).message}`);
     }
+
+    // latency: a latency pass for this n (bench/latency.ts, written separately) is to be called here,
+    // after the server and baseline measurements, its result stored on the point (e.g. pt.latency).
   }
 
-  const rows = points.map(({ n, server: s, baseline: b }) => {
-    const f = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(d));
-    return [
-      String(n),
-      f(s?.usage.cores, 3), f(s && s.usage.cores / n, 3), f(b?.usage.cores, 3),
-      f(s && b && s.usage.cores / b.usage.cores, 2),
-      f(s?.usage.peakRssMB, 0), f(s && s.usage.peakRssMB / n, 0),
-      f(s?.medianFps, 1), f(s?.downlinkKbps, 0),
-      f(s?.usage.rootCores, 3), f(s?.clientCores, 2), f(s && 100 * s.usage.machineBusy, 0), f(b?.outputFps, 1),
-      `${f(s?.otherCores, 2)}/${f(b?.otherCores, 2)}`,
-    ];
-  });
-  const header = ["n", "server CPU", "per part.", "baseline", "ratio", "tree RSS MB", "RSS/part.", "median fps", "down kbit/s",
-    "node only", "client CPU", "busy %", "base fps", "other load"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join(" | ");
-  log("");
-  log(line(header));
-  log(widths.map((w) => "-".repeat(w)).join("-|-"));
-  for (const r of rows) log(line(r));
-  log(`CPU in cores (CPU-seconds per second) of the whole process tree; "node only" is the server's own process; ` +
-    `"client CPU" is this benchmark process (the participants); "busy %" is the whole machine (${cpus.length} CPUs) during the server window; ` +
-    `"other load" is CPU used by unrelated processes during the server/baseline windows (cores).`);
+  const geometry: Geometry = { width: enc.width, height: enc.height, camWidth: FIXTURE_WIDTH, camHeight: FIXTURE_HEIGHT, camFps: FIXTURE_FPS };
+  const derived = derive(points, geometry);
+  printTables(log, points, derived, geometry, cpus.length);
   const noisy = points.filter((p) => Math.max(p.server?.otherCores ?? 0, p.baseline?.otherCores ?? 0) > 0.1);
   if (noisy.length) log(`WARNING: other processes used > 0.1 cores during n=${noisy.map((p) => p.n).join(",")}: those figures are disturbed; rerun on an idle machine.`);
 
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `cpu-${stamp}.json`);
+  const svgFile = path.join(outDir, `cpu-${stamp}.svg`);
   const report = {
     startedAt: new Date().toISOString(),
     machine: { cpuModel: cpus[0]?.model, cpus: cpus.length, memoryMB: Math.round(os.totalmem() / 2 ** 20), os: `${os.type()} ${os.release()}`, node: process.version, clkTck: CLK_TCK },
-    settings: { participants: counts, durationS, warmupS, size: args.size, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
+    settings: { participants: counts, durationS, warmupS, size: args.size, codec: "vp8", ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
+    geometry,
     points,
+    derived,
   };
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
-  log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  const caption = `${args.size}@${enc.fps} VP8 ${enc.videoKbps}k, talkers ${args.talkers}, baseline ${compose}, ${durationS} s per point; ` +
+    `${cpus.length} x ${cpus[0]?.model ?? "?"}; ${report.startedAt.slice(0, 16)}`;
+  fs.writeFileSync(svgFile, renderSvg(derived, caption));
+  log(`\nwrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), svgFile)}`);
   log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size}` +
     (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers}`);
   if (points.some((p) => p.errors.length)) process.exitCode = 1;
