@@ -101,6 +101,8 @@ export interface TreeUsage {
   rootCores: number;
   peakRssMB: number;
   meanRssMB: number;
+  /** Proportional set size of the tree (shared pages divided among their users). */
+  peakPssMB: number;
   /** Most processes seen in the tree at once (root included). */
   peakProcesses: number;
   /** Descendants that were born during the window. */
@@ -140,6 +142,7 @@ export class TreeSampler {
   private rootAlive = false;
   private m0 = { busy: 0, total: 0 };
   private rss: number[] = [];
+  private pss: number[] = [];
   private peakProcs = 0;
   private started = false;
 
@@ -184,6 +187,9 @@ export class TreeSampler {
       }
     }
     this.rss.push(rss);
+    // PSS splits shared pages (the static ffmpeg binary mapped by every child) fairly: the real
+    // memory cost. Reading smaps_rollup walks page tables, so only every 8th sample.
+    if (this.rss.length % 8 === 1) this.pss.push([root, ...descendants].reduce((a, d) => a + pssBytes(d.pid), 0));
     this.peakProcs = Math.max(this.peakProcs, 1 + descendants.length);
   }
 
@@ -217,11 +223,21 @@ export class TreeSampler {
       rootCores: rootTicks / CLK_TCK / wallS,
       peakRssMB: mb(Math.max(...this.rss)),
       meanRssMB: mb(this.rss.reduce((a, b) => a + b, 0) / this.rss.length),
+      peakPssMB: mb(Math.max(0, ...this.pss)),
       peakProcesses: this.peakProcs,
       spawnedInWindow: spawned,
       machineBusy: (m1.busy - this.m0.busy) / Math.max(1, m1.total - this.m0.total),
       byRole,
       samples: this.rss.length,
     };
+  }
+}
+
+function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0; // exited between listing and reading
   }
 }

@@ -110,6 +110,7 @@ export interface Derived {
   baselineCores?: number;
   ratio?: number;
   rssMB?: number;
+  pssMB?: number;
   medianFps?: number;
   minFps?: number;
   /** Per receiver, mean: composite video + mixed audio, payload kbit/s. */
@@ -151,6 +152,7 @@ export function derive(points: Point[], g: Geometry): Derived[] {
       perParticipant: s.usage.cores / n,
       ratio: b ? s.usage.cores / b.usage.cores : undefined,
       rssMB: s.usage.peakRssMB,
+      pssMB: s.usage.peakPssMB,
       medianFps: s.medianFps,
       minFps: s.minFps,
       downKbps: mean(rx.map((r) => sum(r.rtp.downKbps))),
@@ -185,13 +187,13 @@ function table(log: (m: string) => void, header: string[], rows: string[][]): vo
 export function printTables(log: (m: string) => void, points: Point[], derived: Derived[], g: Geometry, cpus: number): void {
   log("");
   table(log,
-    ["n", "server CPU", "per part.", "marginal", "baseline", "ratio", "tree RSS MB", "RSS/part.", "fps med/min", "down kbit/s",
+    ["n", "server CPU", "per part.", "marginal", "baseline", "ratio", "tree RSS MB", "PSS MB", "PSS/part.", "fps med/min", "down kbit/s",
       "lost pkts", "lost %", "node only", "client CPU", "busy %", "base fps", "other load"],
     points.map(({ n, server: s, baseline: b }, i) => {
       const d = derived[i];
       return [
         String(n), f(d.cores, 3), f(d.perParticipant, 3), f(d.marginal, 3), f(d.baselineCores, 3), f(d.ratio, 2),
-        f(d.rssMB, 0), f(d.rssMB !== undefined ? d.rssMB / n : undefined, 0), `${f(d.medianFps, 1)}/${f(d.minFps, 1)}`, f(d.downKbps, 0),
+        f(d.rssMB, 0), f(d.pssMB, 0), f(d.pssMB !== undefined ? d.pssMB / n : undefined, 0), `${f(d.medianFps, 1)}/${f(d.minFps, 1)}`, f(d.downKbps, 0),
         d.lost ? `${d.lost.total} (max ${d.lost.maxPerReceiver})` : "-", f(d.lost?.pct, 2),
         f(s?.usage.rootCores, 3), f(s?.clientCores, 2), f(s && 100 * s.usage.machineBusy, 0), f(b?.outputFps, 1),
         `${f(s?.otherCores, 2)}/${f(b?.otherCores, 2)}`,
