@@ -29,6 +29,26 @@ export interface SyntheticOptions {
   videoLoss?: number;
   /** Send no audio at all (a listener who never speaks). */
   silent?: boolean;
+  /**
+   * The video / audio send clock's period is multiplied by this (default 1). E.g. 1.0015 sends
+   * 0.15 % slow, like a device whose clock drifts against the server's: the send phase sweeps the
+   * server's ticks instead of staying locked to them.
+   */
+  videoClockScale?: number;
+  audioClockScale?: number;
+  // Timing hooks (the latency benchmark); all times are performance.now() ms.
+  /** A fixture video frame was handed to the sender: its index in the IVF file. */
+  onVideoSent?: (frameIndex: number, at: number) => void;
+  /** A fixture Opus packet was handed to the sender: its index in the Ogg file (headers excluded). */
+  onAudioSent?: (packetIndex: number, at: number) => void;
+  /**
+   * A decoded composite frame (rgb24 VIEW_W x VIEW_H, needs `decode`) was read from the decoder at
+   * `at`; `receivedAt` is when the encoded frame with the same index was reassembled from RTP
+   * (exact while no frame is lost or duplicated).
+   */
+  onDecodedFrame?: (rgb: Buffer, at: number, receivedAt: number | undefined) => void;
+  /** A chunk of decoded mix audio (s16le mono 48 kHz, needs `decode`) was read from the decoder at `at`. */
+  onPcm?: (pcm: Buffer, at: number) => void;
 }
 
 export class SyntheticParticipant {
@@ -147,18 +167,21 @@ export class SyntheticParticipant {
 
   private startSending(): void {
     const vp8 = new Vp8Packetizer({ payloadType: 96 });
-    const video = new MediaClock(1000 / 30, (t) => {
+    const video = new MediaClock((1000 / 30) * (this.o.videoClockScale ?? 1), (t) => {
       if (!this.sendingVideo) return;
-      const f = this.frames[this.frameIdx++ % this.frames.length];
+      const idx = this.frameIdx++ % this.frames.length;
+      const f = this.frames[idx];
+      this.o.onVideoSent?.(idx, performance.now());
       for (const p of vp8.packetize(f.data, (t.index * 3000) >>> 0)) {
         if (this.o.videoLoss && Math.random() < this.o.videoLoss) continue;
         void this.videoTx.sender.sendRtp(p);
       }
     });
     const opus = new OpusPacketizer({ payloadType: 111 });
-    const audio = new MediaClock(20, (t) => {
+    const audio = new MediaClock(20 * (this.o.audioClockScale ?? 1), (t) => {
       if (this.o.silent) return;
       const p = this.opus[t.index % this.opus.length];
+      this.o.onAudioSent?.(t.index % this.opus.length, performance.now());
       for (const pkt of opus.packetize(p, (t.index * 960) >>> 0)) void this.audioTx.sender.sendRtp(pkt);
     });
     this.clocks.push(video, audio);
@@ -193,6 +216,7 @@ export class SyntheticParticipant {
     let pts = 0;
     const size = VIEW_W * VIEW_H * 3;
     let acc: Buffer = Buffer.alloc(0);
+    const fedAt = new Map<number, number>(); // reassembly time of each frame written to the decoder (only with onDecodedFrame)
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       this.bytesReceived += rtp.payload.length;
       const out = assembler.push(rtp);
@@ -209,12 +233,17 @@ export class SyntheticParticipant {
             acc = acc.length ? Buffer.concat([acc, d]) : d;
             while (acc.length >= size) {
               this.latestFrame = Buffer.from(acc.subarray(0, size));
+              if (this.o.onDecodedFrame) {
+                this.o.onDecodedFrame(this.latestFrame, performance.now(), fedAt.get(this.decodedFrames));
+                fedAt.delete(this.decodedFrames);
+              }
               this.decodedFrames++;
               acc = acc.subarray(size);
             }
           });
           decoder.write(ivfFileHeader({ width: 1280, height: 720, timebaseDen: 30 }));
         }
+        if (this.o.onDecodedFrame) fedAt.set(pts, now).delete(pts - 300);
         decoder.write(ivfFrame(f.data, pts++));
       }
     });
@@ -227,6 +256,7 @@ export class SyntheticParticipant {
     const dec = this.spawnDecoder(["-f", "ogg", "-i", "pipe:0", "-f", "s16le", "-ar", "48000", "-ac", "1", "pipe:1"]);
     dec.write(ogg.headers());
     dec.stdout.on("data", (d: Buffer) => {
+      this.o.onPcm?.(d, performance.now());
       this.pcm.push(d);
       this.pcmBytes += d.length;
       while (this.pcmBytes > 48000 * 2 * 10 && this.pcm.length > 1) this.pcmBytes -= this.pcm.shift()!.length;
