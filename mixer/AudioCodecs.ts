@@ -1,9 +1,9 @@
 // The two ffmpeg children of the audio path: an Opus decoder per speaking participant
 // (Opus RTP payloads in Ogg pages in, 48 kHz mono s16le out) and an Opus encoder per
-// listener (s16le mix-minus in, Ogg Opus out, one 20 ms packet per page).
+// listener (s16le mix-minus in, constant-bitrate raw Opus packets out).
 import { EventEmitter } from "node:events";
 import { FfmpegProcess, type FfmpegExit } from "./FfmpegProcess.ts";
-import { OggOpusWriter, OggPacketReader, isOpusHeaderPacket, opusPacketSamples } from "./ogg.ts";
+import { OggOpusWriter, opusPacketSamples } from "./ogg.ts";
 
 const RAW_IN = ["-probesize", "32", "-analyzeduration", "0", "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", "pipe:0"];
 
@@ -41,20 +41,27 @@ export class OpusDecoder extends EventEmitter<{ pcm: [Buffer]; exit: [FfmpegExit
 
 export class OpusEncoder extends EventEmitter<{ packet: [Buffer, number]; exit: [FfmpegExit] }> {
   private readonly proc: FfmpegProcess;
-  private readonly reader = new OggPacketReader();
+  private readonly packetBytes: number;
+  private pending: Buffer = Buffer.alloc(0);
 
   constructor(ffmpegPath: string, kbps: number) {
     super();
+    // Hard CBR: every 20 ms packet is exactly kbps*2.5 bytes, so raw packets can be cut from the
+    // stream by size. (An Ogg muxer holds each page until the next one exists: +20 ms.)
+    this.packetBytes = Math.floor((kbps * 1000) / 400); // libopus: bitrate * 20 ms / 8, integer division
     this.proc = new FfmpegProcess(ffmpegPath, "audio-encoder", [
       ...RAW_IN,
-      "-c:a", "libopus", "-b:a", `${kbps}k`, "-frame_duration", "20", "-application", "voip",
-      "-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1",
+      "-c:a", "libopus", "-b:a", `${kbps}k`, "-vbr", "off", "-frame_duration", "20", "-application", "voip",
+      "-map", "0:a", "-f", "data", "-flush_packets", "1", "pipe:1",
     ]);
     this.proc.stdout.on("data", (d: Buffer) => {
-      for (const p of this.reader.push(d)) {
-        if (isOpusHeaderPacket(p.data)) continue;
-        this.emit("packet", p.data, opusPacketSamples(p.data));
+      let buf = this.pending.length ? Buffer.concat([this.pending, d]) : d;
+      while (buf.length >= this.packetBytes) {
+        const packet = Buffer.from(buf.subarray(0, this.packetBytes));
+        buf = buf.subarray(this.packetBytes);
+        this.emit("packet", packet, opusPacketSamples(packet));
       }
+      this.pending = buf;
     });
     this.proc.on("exit", (e) => this.emit("exit", e));
   }

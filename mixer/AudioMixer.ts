@@ -42,7 +42,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
   private readonly members = new Map<string, Member>();
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
-  private readonly clock = new MediaClock(20, () => this.tick());
+  private readonly clock = new MediaClock(20, (t) => this.tick(t.skipped));
   private general: TickedOpusEncoder | undefined;
   ticks = 0;
 
@@ -128,8 +128,10 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
     return [...this.members.values()].filter((m) => now - m.lastTalkAt < TALK_HOLD_MS).map((m) => m.id);
   }
 
-  private tick(): void {
+  private tick(skipped: number): void {
     const tick = ++this.ticks;
+    // Ticks lost to an event-loop stall are dropped from every input, or they would stay as delay.
+    if (skipped) for (const m of this.members.values()) m.pcm.discard(skipped * TICK_SAMPLES);
     const now = performance.now();
     const blocks: (Int16Array | undefined)[] = [];
     for (const m of this.members.values()) {

@@ -1,5 +1,6 @@
 // A per-input jitter buffer of decoded 48 kHz mono PCM: it prefills a little before playing,
-// caps its depth so latency cannot grow without bound, and reports underruns.
+// sheds depth it turned out not to need (bursts at start, clock drift), caps its depth so latency
+// cannot grow without bound, and reports underruns.
 
 export class PcmBuffer {
   private chunks: Int16Array[] = [];
@@ -9,10 +10,17 @@ export class PcmBuffer {
   private oddByte: number | undefined;
   underruns = 0;
   dropped = 0;
+  /** Smallest depth left after a take over the current window: what was never needed. */
+  private minLeft = Infinity;
+  private takes = 0;
 
   constructor(
     private readonly prefillSamples = 1920,
     private readonly maxSamples = 9600,
+    /** Depth kept as a margin against arrival jitter when shedding. */
+    private readonly marginSamples = 480,
+    /** Takes per shedding window (50 = 1 s of 20 ms blocks). */
+    private readonly window = 50,
   ) {}
 
   get length(): number {
@@ -83,6 +91,22 @@ export class PcmBuffer {
       }
     }
     this.buffered -= out.length;
+    this.shed();
     return true;
+  }
+
+  /** Discards n samples (ticks the mixer skipped while the event loop stalled). */
+  discard(n: number): void {
+    this.dropped += this.skip(Math.min(n, this.buffered));
+  }
+
+  /** Once per window: if the buffer never ran below margin + k samples, k samples were pure delay. */
+  private shed(): void {
+    this.minLeft = Math.min(this.minLeft, this.buffered);
+    if (++this.takes < this.window) return;
+    const excess = this.minLeft - this.marginSamples;
+    if (excess > 0) this.dropped += this.skip(excess);
+    this.takes = 0;
+    this.minLeft = Infinity;
   }
 }
