@@ -14,6 +14,7 @@ import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
 import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts";
 import { installCleanup } from "./children.ts";
+import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
 import { renderSvg } from "./plot.ts";
 import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
@@ -33,6 +34,7 @@ const { values: args } = (() => {
     "baseline-compose": { type: "string", default: "xstack" },
     "cpu-prof": { type: "boolean", default: false },
     talkers: { type: "string", default: "turns" },
+    latency: { type: "string", default: "15" },
     help: { type: "boolean", short: "h", default: false },
     } });
   } catch (e) {
@@ -57,6 +59,8 @@ if (!(durationS > 0) || !(warmupS >= 0)) usageError(`--duration/--warmup: expect
 if (!sizeMatch) usageError(`--size: expected WxH, e.g. 1280x720`);
 if (args.codec.toLowerCase() !== "vp8") usageError(`--codec: only vp8 is supported for now (the server encodes the composite with libvpx VP8), got "${args.codec}"`);
 const compose = args["baseline-compose"] as Compose;
+const latencyS = Number(args.latency);
+if (!(latencyS >= 0)) throw new Error(`--latency: seconds of flips to measure per point (0 = off)`);
 if (args.talkers !== "turns" && args.talkers !== "all") usageError(`--talkers: turns or all`);
 if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compose: xstack or overlay`);
 
@@ -261,8 +265,21 @@ async function main(): Promise<void> {
       log(`n=${n}: baseline FAILED: ${(e as Error).message}`);
     }
 
-    // latency: a latency pass for this n (bench/latency.ts, written separately) is to be called here,
-    // after the server and baseline measurements, its result stored on the point (e.g. pt.latency).
+    // latency: a fresh server, one participant flipping its picture and tone, measured at a receiver.
+    if (latencyS > 0) {
+      phase = `[${i + 1}/${counts.length}] n=${n} latency`;
+      log(`${phase}…`);
+      const server = await startServerProcess({ size: args.size, maxParticipants: Math.max(2, n) });
+      try {
+        pt.latency = await measureLatency({ url: server.url, room: "latency", participants: n, durationS: latencyS, warmupS, size: args.size });
+        log(formatLatency(pt.latency));
+      } catch (e) {
+        pt.errors.push(`latency: ${(e as Error).message}`);
+        log(`n=${n}: latency FAILED: ${(e as Error).message}`);
+      } finally {
+        await server.stop();
+      }
+    }
   }
 
   const geometry: Geometry = { width: enc.width, height: enc.height, camWidth: FIXTURE_WIDTH, camHeight: FIXTURE_HEIGHT, camFps: FIXTURE_FPS };

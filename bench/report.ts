@@ -1,6 +1,7 @@
 // What the CPU benchmark records per point, the figures derived from it (per-participant and
 // marginal CPU, packet loss, and the client side of an MCU vs what an SFU or a mesh would need
 // for the same room), and the printed tables.
+import type { LatencyResult } from "./latency.ts";
 import type { TreeUsage } from "./proctree.ts";
 import type { summariseProfile } from "./profile.ts";
 
@@ -85,6 +86,7 @@ export interface BaselinePoint {
 }
 
 export interface Point {
+  latency?: LatencyResult;
   n: number;
   server?: ServerPoint;
   baseline?: BaselinePoint;
@@ -217,4 +219,12 @@ export function printTables(log: (m: string) => void, points: Point[], derived: 
     `microphone up, video + audio down; the SFU/mesh figures are computed from each participant's measured uplink (an SFU ` +
     `forwards the other n-1 uplinks; a mesh also uploads its own n-1 times). Decode Mpx/s is the decoded pixel rate that implies: ` +
     `MCU one ${g.width}x${g.height} composite at the delivered fps; SFU/mesh n-1 streams of ${g.camWidth}x${g.camHeight}@${g.camFps}.`);
+  const lat = points.filter((p) => p.latency);
+  if (!lat.length) return;
+  log("");
+  table(log, ["n", "video ms median", "video p95", "audio ms median", "audio p95", "A/V offset ms"],
+    lat.map((p) => [String(p.n), f(p.latency!.video.median, 1), f(p.latency!.video.p95, 1), f(p.latency!.audio.median, 1),
+      f(p.latency!.audio.p95, 1), f(p.latency!.avOffsetMs, 1)]));
+  log(`Latency end to end (sender werift → server mix → receiver werift + decode, loopback): from sending a picture/tone flip ` +
+    `to seeing it in the composite / hearing it in the mix; A/V offset = video − audio (> 0: picture later than sound).`);
 }
