@@ -29,6 +29,8 @@ export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }>
     private readonly config: Config,
   ) {
     super();
+    // One "participants" listener per signaling session: a full room is not a leak.
+    this.setMaxListeners(config.maxParticipants + 10);
   }
 
   get size(): number {
