@@ -120,7 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     width,
     height,
     fps: int(env, "OUTPUT_FPS", 30, 1, 60),
-    videoKbps: int(env, "VIDEO_KBPS", 1500, 50, 20_000),
+    // Default: 1.5 Mbit/s at 720p, scaled by pixel count^0.75 (bits per pixel rise as pictures shrink).
+    videoKbps: int(env, "VIDEO_KBPS", Math.round(1500 * ((width * height) / (1280 * 720)) ** 0.75), 50, 20_000),
     audioKbps: int(env, "AUDIO_KBPS", 32, 6, 256),
     keyframeIntervalS: int(env, "KEYFRAME_INTERVAL_S", 10, 1, 600),
     keyframeMinIntervalMs: int(env, "KEYFRAME_MIN_INTERVAL_MS", 500, 0, 60_000),
