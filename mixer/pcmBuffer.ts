@@ -13,20 +13,15 @@ export class PcmBuffer {
   /** Smallest depth left after a take over the current window: what was never needed. */
   private minLeft = Infinity;
   private takes = 0;
-  /** Current shedding margin: +20 ms after a window with an underrun, back down 5 ms per calm window. */
-  margin = 0;
-  private underrunInWindow = false;
 
   constructor(
     private readonly prefillSamples = 1920,
     private readonly maxSamples = 9600,
-    /** Smallest depth kept as a margin against arrival jitter when shedding (it grows after underruns). */
-    private readonly minMarginSamples = 480,
+    /** Depth kept as a margin against arrival jitter when shedding. */
+    private readonly marginSamples = 480,
     /** Takes per shedding window (50 = 1 s of 20 ms blocks). */
     private readonly window = 50,
-  ) {
-    this.margin = minMarginSamples;
-  }
+  ) {}
 
   get length(): number {
     return this.buffered;
@@ -80,7 +75,6 @@ export class PcmBuffer {
     }
     if (this.buffered < out.length) {
       this.underruns++;
-      this.underrunInWindow = true;
       this.playing = false;
       return false;
     }
@@ -110,12 +104,9 @@ export class PcmBuffer {
   private shed(): void {
     this.minLeft = Math.min(this.minLeft, this.buffered);
     if (++this.takes < this.window) return;
-    const floor = this.minMarginSamples;
-    this.margin = this.underrunInWindow ? Math.min(this.margin + 960, 4 * floor + 960) : Math.max(floor, this.margin - 240);
-    const excess = this.minLeft - this.margin;
+    const excess = this.minLeft - this.marginSamples;
     if (excess > 0) this.dropped += this.skip(excess);
     this.takes = 0;
     this.minLeft = Infinity;
-    this.underrunInWindow = false;
   }
 }

@@ -165,38 +165,3 @@ describe("PcmBuffer", () => {
     expect(buf.length).toBe(1920);
   });
 });
-
-describe("PcmBuffer depth shedding", () => {
-  const block = () => new Int16Array(960);
-  const feed = (b: PcmBuffer, n: number) => b.push(new Int16Array(n).fill(1));
-
-  it("drops depth that was never needed during a window, keeping the margin", () => {
-    const b = new PcmBuffer(1920, 48000, 480, 50);
-    feed(b, 960 * 5); // a burst at start: 100 ms where 40 would do
-    for (let i = 0; i < 50; i++) {
-      feed(b, 960);
-      expect(b.take(block())).toBe(true);
-    }
-    // Over the window 5 blocks were always left: all but the 10 ms margin is shed.
-    expect(b.length).toBe(480);
-    expect(b.dropped).toBe(960 * 5 - 480);
-  });
-
-  it("widens its margin after a window with an underrun and narrows it again when calm", () => {
-    const b = new PcmBuffer(1920, 48000, 480, 10);
-    feed(b, 1920);
-    expect(b.take(block())).toBe(true);
-    expect(b.take(block())).toBe(true);
-    expect(b.take(block())).toBe(false); // underrun
-    for (let i = 0; i < 12; i++) {
-      feed(b, 960 * (i === 0 ? 3 : 1));
-      b.take(block());
-    }
-    expect(b.margin).toBe(480 + 960);
-    for (let w = 0; w < 10; w++) for (let i = 0; i < 10; i++) {
-      feed(b, 960);
-      b.take(block());
-    }
-    expect(b.margin).toBe(480);
-  });
-});
