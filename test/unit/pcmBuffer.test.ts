@@ -165,3 +165,26 @@ describe("PcmBuffer", () => {
     expect(buf.length).toBe(1920);
   });
 });
+
+describe("PcmBuffer depth shedding", () => {
+  it("drops depth that was never needed during a window, keeping the margin", () => {
+    const b = new PcmBuffer(1920, 48000, 480, 50);
+    b.push(new Int16Array(960 * 5).fill(1)); // a burst at start: 100 ms where 40 would do
+    for (let i = 0; i < 50; i++) {
+      b.push(new Int16Array(960).fill(1));
+      expect(b.take(new Int16Array(960))).toBe(true);
+    }
+    // Over the window 5 blocks were always left: all but the 10 ms margin is shed.
+    expect(b.length).toBe(480);
+    expect(b.dropped).toBe(960 * 5 - 480);
+  });
+
+  it("drops ticks the mixer skipped", () => {
+    const b = new PcmBuffer(960, 48000);
+    b.push(new Int16Array(960 * 4));
+    b.discard(960 * 2);
+    expect(b.length).toBe(960 * 2);
+    b.discard(960 * 10); // never more than is buffered
+    expect(b.length).toBe(0);
+  });
+});
