@@ -6,7 +6,7 @@ import { generateFixtures } from "../../fixtures/generate.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { startCoturn, type Coturn } from "./coturn.ts";
 import {
-  openParticipant, pageTileColors, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
+  openParticipant, pageTileColors, pageTileRgb, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
 } from "./pages.ts";
 
 const TURN_SECRET = "test-secret-" + Math.random().toString(36).slice(2);
@@ -71,7 +71,9 @@ describe("three people in Chromium", () => {
     await pages[1].page.click("#camera");
     await waitFor("placeholder in p1's tile", async () => {
       const c = await pageTileColors(pages[0], 3);
-      return c[0] === "red" && c[1] === undefined && c[2] === "blue";
+      const [, tile] = (await pageTileRgb(pages[0], 3)) ?? [];
+      // The placeholder is dark grey (0x30): neither p1's green nor the black of the letterbox bars.
+      return c[0] === "red" && c[2] === "blue" && tile && tile.every((v) => v > 25 && v < 75);
     });
     await pages[1].page.click("#mute");
     await pages[1].page.click("#camera");

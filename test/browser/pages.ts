@@ -37,6 +37,12 @@ export async function openParticipant(baseUrl: string, id: string, query: string
 
 /** Mean colour of the middle of each tile of an n-tile grid, read from the page's #mixed video. */
 export async function pageTileColors(p: BrowserParticipant, n: number): Promise<(string | undefined)[]> {
+  const means = await pageTileRgb(p, n);
+  return means ? means.map((m) => closestColor(m, PALETTE, 90)) : Array(n).fill(undefined);
+}
+
+/** Mean RGB of the middle of each tile, or undefined before the video plays. */
+export async function pageTileRgb(p: BrowserParticipant, n: number): Promise<Rgb[] | undefined> {
   const rects = gridLayout(n, 1280, 720).map((t) => ({
     x: Math.round((t.x + t.w * 0.35) * (VIEW.w / 1280)),
     y: Math.round((t.y + t.h * 0.3) * (VIEW.h / 720)),
@@ -58,7 +64,7 @@ export async function pageTileColors(p: BrowserParticipant, n: number): Promise<
       return sum.map((s) => s / (d.length / 4));
     });
   }, { rects, view: VIEW });
-  return means ? means.map((m) => closestColor(m as Rgb, PALETTE, 90)) : Array(n).fill(undefined);
+  return means as Rgb[] | undefined;
 }
 
 export async function waitForPageTiles(p: BrowserParticipant, ids: string[], timeoutMs = 20_000): Promise<void> {
