@@ -7,16 +7,11 @@
 // per full 720p frame (it blends per pixel) and so makes a much heavier baseline.
 import type { ChildProcess } from "node:child_process";
 import { gridLayout, type Rect } from "../mixer/layout.ts";
+import type { Config } from "../server/config.ts";
 import { spawnGroup, reapGroup } from "./children.ts";
 
-export interface EncodeSettings {
-  width: number;
-  height: number;
-  fps: number;
-  videoKbps: number;
-  audioKbps: number;
-  keyframeIntervalS: number;
-}
+/** The server's own encode settings, so the baseline encodes exactly what the server does. */
+export type EncodeSettings = Pick<Config, "width" | "height" | "fps" | "videoKbps" | "audioKbps" | "keyframeIntervalS">;
 
 /** Same filter as TileDecoder's. */
 export function tileFilter(w: number, h: number): string {
