@@ -38,7 +38,8 @@ interface Member {
   route: Map<number, "own" | "general">;
 }
 
-export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
+/** fullMix: every tick's mix of everyone, and how many ticks the clock skipped before it (for recording). */
+export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> {
   private readonly members = new Map<string, Member>();
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
@@ -155,7 +156,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array] }> {
       m.route.delete(tick - 50); // packets come back within a few ticks; 1 s of routes is plenty
     }
     if (anyGeneral) this.general?.encode(this.full, tick);
-    if (this.listenerCount("fullMix")) this.emit("fullMix", this.full);
+    if (this.listenerCount("fullMix")) this.emit("fullMix", this.full, skipped);
   }
 
   close(): void {

@@ -25,21 +25,25 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
   private stderrTail = "";
   readonly stdin: Writable;
   readonly stdout: Readable;
+  /** Input pipes beyond stdin: extraInputs[0] is `pipe:3`, [1] is `pipe:4`, … */
+  readonly extraInputs: Writable[];
 
   constructor(
     ffmpegPath: string,
     readonly role: string,
     args: string[],
+    extraInputCount = 0,
   ) {
     super();
     this.child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", "error", ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe", ...Array<"pipe">(extraInputCount).fill("pipe")],
     });
     live.add(this);
     this.stdin = this.child.stdin!;
     this.stdout = this.child.stdout!;
-    // A write after the child died raises EPIPE on stdin: the exit handler reports it, not a crash.
-    this.stdin.on("error", () => {});
+    this.extraInputs = this.child.stdio.slice(3) as Writable[];
+    // A write after the child died raises EPIPE: the exit handler reports it, not a crash.
+    for (const w of [this.stdin, ...this.extraInputs]) w.on("error", () => {});
     this.child.stderr!.on("data", (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-2000);
     });
@@ -83,6 +87,7 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     if (this.closing || this.exited) return;
     this.closing = true;
     this.stdin.end();
+    for (const w of this.extraInputs) w.end();
     const t = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
     t.unref();
     this.child.once("exit", () => clearTimeout(t));
@@ -93,6 +98,7 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     if (this.exited) return;
     this.closing = true;
     this.stdin.destroy();
+    for (const w of this.extraInputs) w.destroy();
     this.child.kill("SIGKILL");
   }
 }

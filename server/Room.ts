@@ -17,12 +17,25 @@ export interface RoomState {
   participants: ParticipantInfo[];
   /** Size of every tile in the current grid: clients need not send more pixels than this. */
   tile: { width: number; height: number };
+  /** Set while the room is being recorded: everyone is shown that. */
+  recording: RecordingInfo | null;
 }
 
-export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }> {
+export interface RecordingInfo {
+  id: string;
+  startedAt: string;
+}
+
+export class Room extends EventEmitter<{
+  participants: [RoomState];
+  empty: [];
+  joined: [id: string, name: string];
+  left: [id: string, name: string];
+}> {
   private readonly participants = new Map<string, Participant>();
   private mixer: Mixer | undefined;
   private nextId = 1;
+  private recording: RecordingInfo | null = null;
 
   constructor(
     readonly id: string,
@@ -68,6 +81,7 @@ export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }>
     });
     metrics.participants.inc({}, 1);
     log.info("participant joined", { room: this.id, participant: id, name, size: this.participants.size });
+    this.emit("joined", id, name);
     this.broadcastList();
     return p;
   }
@@ -77,6 +91,7 @@ export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }>
     metrics.participants.inc({}, -1);
     this.mixer?.remove(p.id);
     log.info("participant left", { room: this.id, participant: p.id, reason, size: this.participants.size });
+    this.emit("left", p.id, p.name);
     if (this.participants.size === 0) {
       this.mixer?.close();
       this.mixer = undefined;
@@ -92,7 +107,13 @@ export class Room extends EventEmitter<{ participants: [RoomState]; empty: [] }>
 
   state(): RoomState {
     const t = gridLayout(Math.max(1, this.participants.size), this.config.width, this.config.height)[0];
-    return { participants: this.list(), tile: { width: t.w, height: t.h } };
+    return { participants: this.list(), tile: { width: t.w, height: t.h }, recording: this.recording };
+  }
+
+  /** The room's recording started (info) or ended (null): everyone in the room is told. */
+  setRecording(info: RecordingInfo | null): void {
+    this.recording = info;
+    if (this.participants.size) this.broadcastList();
   }
 
   private broadcastList(): void {

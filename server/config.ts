@@ -1,4 +1,5 @@
 // The one place configuration is read from the environment (documented in README's table).
+import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -42,6 +43,24 @@ export interface Config {
   maxMessageBytes: number;
   /** Most participants in one room. */
   maxParticipants: number;
+  /** Folder recordings are written to (one sub-folder each). */
+  recordingsDir: string;
+  /** Redis for the post-processing queue (BullMQ); unset = embedded in-process queue. */
+  redisUrl: string | undefined;
+  /** Key prefix of the queue in Redis (several deployments can share one Redis). */
+  queuePrefix: string;
+  /** With Redis: also run a post-processing worker inside the server (off when `npm run worker` runs elsewhere). */
+  postprocessWorker: boolean;
+  /** Participants may start/stop recording from the page (the REST API always can). */
+  clientRecording: boolean;
+  /** Opus bitrate of the recorded full mix, kbit/s. */
+  recordingAudioKbps: number;
+  /** Post-processing also makes an MP4 (H.264 + AAC). */
+  recordingMp4: boolean;
+  /** Post-processing tries per recording, first retry delay (doubling), and the worker lock (dead-worker detection), ms. */
+  jobAttempts: number;
+  jobBackoffMs: number;
+  jobLockMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -79,6 +98,21 @@ function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
     throw new ConfigError(`RTC_PORT_RANGE must look like 40000-40999 (min < max), got "${raw}"`);
   }
   return [lo, hi];
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
+  const raw = (env[name] ?? "").toLowerCase();
+  if (raw === "") return def;
+  if (["1", "on", "true", "yes"].includes(raw)) return true;
+  if (["0", "off", "false", "no"].includes(raw)) return false;
+  throw new ConfigError(`${name} must be on or off, got "${env[name]}"`);
+}
+
+function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.REDIS_URL;
+  if (!raw) return undefined;
+  if (!/^rediss?:\/\//.test(raw)) throw new ConfigError(`REDIS_URL must look like redis://host:6379, got "${raw}"`);
+  return raw;
 }
 
 function urlList(env: NodeJS.ProcessEnv, name: string, schemes: string[]): string[] {
@@ -138,5 +172,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),
+    recordingsDir: path.resolve(env.RECORDINGS_DIR || "recordings"),
+    redisUrl: redisUrl(env),
+    queuePrefix: env.QUEUE_PREFIX || "mixroom",
+    postprocessWorker: bool(env, "POSTPROCESS_WORKER", true),
+    clientRecording: bool(env, "CLIENT_RECORDING", true),
+    recordingAudioKbps: int(env, "RECORDING_AUDIO_KBPS", 64, 16, 256),
+    recordingMp4: bool(env, "RECORDING_MP4", true),
+    jobAttempts: int(env, "JOB_ATTEMPTS", 5, 1, 100),
+    jobBackoffMs: int(env, "JOB_BACKOFF_MS", 2000, 10, 3_600_000),
+    jobLockMs: int(env, "JOB_LOCK_MS", 30_000, 1000, 3_600_000),
   };
 }

@@ -7,6 +7,8 @@ import { bundleClient } from "./clientBundle.ts";
 import { createHttpApp } from "./http.ts";
 import { longPollSignaling } from "./longpoll.ts";
 import { logger, setLogLevel } from "./log.ts";
+import { recordingsApi } from "./recordings/api.ts";
+import { Recordings } from "./recordings/Recordings.ts";
 import { Rooms } from "./Rooms.ts";
 import { attachWebSocketSignaling } from "./signaling.ts";
 
@@ -16,6 +18,7 @@ export interface RunningServer {
   url: string;
   port: number;
   rooms: Rooms;
+  recordings: Recordings;
   config: Config;
   /** Drops the signaling WebSocket(s) of a participant as a network failure would (for tests). */
   dropWebSocket(participantId: string): boolean;
@@ -26,8 +29,10 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const config = { ...loadConfig(), ...overrides };
   setLogLevel(config.logLevel);
   const rooms = new Rooms(config);
+  const recordings = new Recordings(rooms, config);
+  await recordings.init();
   const longPoll = longPollSignaling(rooms, config);
-  const app = createHttpApp(rooms, await bundleClient(), [longPoll.middleware]);
+  const app = createHttpApp(rooms, await bundleClient(), [longPoll.middleware, recordingsApi(recordings)]);
   const server = http.createServer(app.callback());
   const signaling = attachWebSocketSignaling(rooms, config);
   server.on("upgrade", (req, socket, head) => {
@@ -39,16 +44,24 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
-  log.info("listening", { url: `http://${config.host}:${port}`, output: `${config.width}x${config.height}@${config.fps}` });
+  log.info("listening", {
+    url: `http://${config.host}:${port}`,
+    output: `${config.width}x${config.height}@${config.fps}`,
+    recordings: config.recordingsDir,
+    postprocessing: recordings.queue.mode,
+  });
   return {
     url,
     port,
     rooms,
+    recordings,
     config,
     dropWebSocket: (id) => signaling.drop(id),
     async close() {
       longPoll.close();
       signaling.close();
+      // Before the rooms: a recording closes its file while its mixer still runs.
+      await recordings.close();
       rooms.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

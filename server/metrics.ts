@@ -45,6 +45,9 @@ export const metrics = {
   plisSent: metric("mcu_pli_sent_total", "PLIs sent to participants, by reason", "counter"),
   videoFramesDropped: metric("mcu_input_frames_dropped_total", "Incoming video frames dropped (loss, no keyframe yet)", "counter"),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
+  recordingsActive: metric("mcu_recordings_active", "Rooms being recorded", "gauge"),
+  recorderDrops: metric("mcu_recorder_dropped_writes_total", "Media a backed-up recorder pipe could not take", "counter"),
+  recordingJobs: metric("mcu_recording_jobs_total", "Post-processing jobs finished, by result (done, retry, failed)", "counter"),
 };
 
 export function renderMetrics(): string {

@@ -73,10 +73,15 @@ export function parseChatInput(raw: string | Buffer): string {
 }
 
 export type ServerMessage =
-  | { type: "joined"; participantId: string; room: string; iceServers: unknown[] }
+  | { type: "joined"; participantId: string; room: string; iceServers: unknown[]; canRecord: boolean }
   | { type: "answer"; sdp: string }
   | { type: "candidate"; candidate: CandidateInit | null }
-  | { type: "participants"; participants: ParticipantInfo[]; tile: { width: number; height: number } }
+  | {
+      type: "participants";
+      participants: ParticipantInfo[];
+      tile: { width: number; height: number };
+      recording: { id: string; startedAt: string } | null;
+    }
   | { type: "error"; code: ErrorCode; message: string };
 
 export class ProtocolError extends Error {

@@ -61,7 +61,13 @@ export class SignalingSession {
         this.room = room;
         p.on("candidate", (candidate) => this.send({ type: "candidate", candidate }));
         p.once("close", () => this.detach());
-        this.send({ type: "joined", participantId: p.id, room: room.id, iceServers: iceServersFor(p.id, this.config) });
+        this.send({
+          type: "joined",
+          participantId: p.id,
+          room: room.id,
+          iceServers: iceServersFor(p.id, this.config),
+          canRecord: this.config.clientRecording,
+        });
         room.on("participants", this.onList);
         this.send({ type: "participants", ...room.state() });
         return;

@@ -56,6 +56,8 @@ export class SyntheticParticipant {
   pc!: RTCPeerConnection;
   participantId = "";
   participants: { id: string; name: string }[] = [];
+  /** The last `participants` message (who is here, tile size, whether the room is recorded). */
+  roomState: { recording: { id: string; startedAt: string } | null } | undefined;
   readonly errors: { code: string; message: string }[] = [];
   readonly messages: Record<string, unknown>[] = [];
   /** Arrival time (performance.now()) of every complete composite frame. */
@@ -113,7 +115,10 @@ export class SyntheticParticipant {
 
   private onMessage(m: Record<string, any>): void {
     this.messages.push(m);
-    if (m.type === "participants") this.participants = m.participants;
+    if (m.type === "participants") {
+      this.participants = m.participants;
+      this.roomState = m as SyntheticParticipant["roomState"];
+    }
     if (m.type === "error") this.errors.push({ code: m.code, message: m.message });
     if (m.type === "candidate" && m.candidate && this.pc) void this.pc.addIceCandidate(m.candidate).catch(() => {});
   }

@@ -1,3 +1,4 @@
+import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../server/config.ts";
@@ -38,7 +39,25 @@ describe("loadConfig defaults", () => {
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
+      recordingsDir: path.resolve("recordings"),
+      redisUrl: undefined,
+      queuePrefix: "mixroom",
+      postprocessWorker: true,
+      clientRecording: true,
+      recordingAudioKbps: 64,
+      recordingMp4: true,
+      jobAttempts: 5,
+      jobBackoffMs: 2000,
+      jobLockMs: 30_000,
     });
+  });
+
+  it("reads the recording settings and refuses nonsense", () => {
+    const c = loadConfig({ RECORDINGS_DIR: "/srv/rec", REDIS_URL: "redis://r:6379/2", POSTPROCESS_WORKER: "off", CLIENT_RECORDING: "no", RECORDING_MP4: "0", JOB_LOCK_MS: "5000" });
+    expect(c).toMatchObject({ recordingsDir: "/srv/rec", redisUrl: "redis://r:6379/2", postprocessWorker: false, clientRecording: false, recordingMp4: false, jobLockMs: 5000 });
+    expect(() => loadConfig({ REDIS_URL: "localhost:6379" })).toThrow(/REDIS_URL/);
+    expect(() => loadConfig({ POSTPROCESS_WORKER: "maybe" })).toThrow(/on or off/);
+    expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
   });
 
   it("reads STUN/TURN settings and refuses TURN without a secret", () => {

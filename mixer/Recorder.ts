@@ -1,0 +1,125 @@
+// Records a room's composite as it is sent: the VP8 frames the encoder already made (no second
+// video encode) and the full audio mix (everyone), muxed live by one ffmpeg into Matroska with
+// short clusters. ffmpeg writes each cluster when it closes, so a file cut off by kill -9 still
+// plays up to its last ~0.5 s. A recorder child that dies is replaced by a new part file;
+// finalization joins the parts.
+import { EventEmitter } from "node:events";
+import path from "node:path";
+import { logger } from "../server/log.ts";
+import { metrics } from "../server/metrics.ts";
+import { SAMPLE_RATE, TICK_SAMPLES } from "./AudioMixer.ts";
+import type { EncodedFrame } from "./CompositeEncoder.ts";
+import { FfmpegProcess } from "./FfmpegProcess.ts";
+import { ivfFileHeader, ivfFrame } from "./ivf.ts";
+
+const log = logger("recorder");
+
+/** Longest a cluster is held in ffmpeg's memory before it reaches the file, ms. */
+export const CLUSTER_MS = 500;
+/** A recorder pipe backed up by more than this drops media (and says so) instead of growing. */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+
+export interface RecorderSettings {
+  ffmpegPath: string;
+  width: number;
+  height: number;
+  fps: number;
+  /** Opus bitrate of the recorded mix, kbit/s. */
+  audioKbps: number;
+  /** Folder the part files go to. */
+  dir: string;
+}
+
+export function recorderArgs(s: RecorderSettings, file: string): string[] {
+  return [
+    "-thread_queue_size", "512", "-probesize", "32", "-analyzeduration", "0", "-f", "ivf", "-i", "pipe:3",
+    "-thread_queue_size", "512", "-f", "s16le", "-ar", String(SAMPLE_RATE), "-ac", "1", "-i", "pipe:4",
+    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "libopus", "-b:a", `${s.audioKbps}k`,
+    "-f", "matroska", "-cluster_time_limit", String(CLUSTER_MS), "-flush_packets", "1", "-y", file,
+  ];
+}
+
+export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }> {
+  private proc: FfmpegProcess | undefined;
+  private partIndex = 0;
+  /** Tick of the first frame written to the current part; -1 while waiting for a keyframe. */
+  private tick0 = -1;
+  private restart: NodeJS.Timeout | undefined;
+  private stopping = false;
+  readonly parts: string[] = [];
+  videoFrames = 0;
+  audioBlocks = 0;
+  droppedWrites = 0;
+
+  constructor(private readonly s: RecorderSettings) {
+    super();
+    this.startPart();
+  }
+
+  private startPart(): void {
+    const name = `live-${String(++this.partIndex).padStart(3, "0")}.mkv`;
+    const proc = new FfmpegProcess(this.s.ffmpegPath, "recorder", recorderArgs(this.s, path.join(this.s.dir, name)), 2);
+    this.proc = proc;
+    this.tick0 = -1;
+    this.parts.push(name);
+    proc.on("exit", (e) => {
+      if (e.expected || this.stopping || this.proc !== proc) return;
+      metrics.ffmpegRestarts.inc({ role: "recorder" });
+      log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal });
+      this.proc = undefined;
+      this.restart = setTimeout(() => this.startPart(), 100);
+    });
+    this.emit("part", name);
+    // A part must begin with a keyframe: ask for one rather than wait for the periodic one.
+    this.emit("needKeyframe");
+  }
+
+  /** True once the current part has its first keyframe (media is being written). */
+  get writing(): boolean {
+    return this.tick0 >= 0 && !!this.proc?.alive;
+  }
+
+  videoFrame(f: EncodedFrame): void {
+    const proc = this.proc;
+    if (!proc?.alive || this.stopping) return;
+    if (this.tick0 < 0) {
+      if (!f.isKeyframe) return;
+      this.tick0 = f.tick;
+      this.write(proc, 0, ivfFileHeader({ width: this.s.width, height: this.s.height, timebaseDen: this.s.fps }));
+    }
+    if (this.write(proc, 0, ivfFrame(f.data, f.tick - this.tick0))) this.videoFrames++;
+  }
+
+  /** One 20 ms block of the full mix; `skipped` ticks the audio clock missed are written as silence. */
+  audioBlock(pcm: Int16Array, skipped = 0): void {
+    const proc = this.proc;
+    if (!proc?.alive || this.stopping || this.tick0 < 0) return;
+    if (skipped > 0) this.write(proc, 1, Buffer.alloc(Math.min(skipped, 50) * TICK_SAMPLES * 2));
+    // The mixer reuses its block: copy it, the pipe holds on to what it is given.
+    const copy = Buffer.allocUnsafe(pcm.byteLength);
+    copy.set(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    if (this.write(proc, 1, copy)) this.audioBlocks++;
+  }
+
+  private write(proc: FfmpegProcess, input: 0 | 1, data: Buffer): boolean {
+    const pipe = proc.extraInputs[input]!;
+    if (!pipe.writable || pipe.writableLength > MAX_QUEUED_BYTES) {
+      this.droppedWrites++;
+      metrics.recorderDrops.inc();
+      return false;
+    }
+    pipe.write(data);
+    return true;
+  }
+
+  /** Ends the inputs and waits for ffmpeg to write its last cluster and the file's index. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restart);
+    const proc = this.proc;
+    if (!proc?.alive) return;
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    proc.end(10_000);
+    await exited;
+  }
+}

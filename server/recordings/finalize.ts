@@ -1,0 +1,152 @@
+// Post-processing of one recording: the live Matroska part(s) become a seekable WebM (a copy:
+// cues and duration, no re-encode), an MP4 (H.264 + AAC) for players that need it and a poster
+// JPEG. Every output is written under a temporary name and renamed when complete, so a worker
+// killed mid-job leaves nothing half-written under a real name and the job can simply run again.
+import { spawn } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { RecordingFile, RecordingMeta, RecordingStore } from "./RecordingStore.ts";
+
+export interface FinalizeSettings {
+  ffmpegPath: string;
+  /** Also make an MP4 (H.264 + AAC). */
+  mp4: boolean;
+  /** Stops the running ffmpeg (shutdown); the job is left to run again. */
+  signal?: AbortSignal;
+}
+
+/** A job that can never succeed (nothing recorded, recording deleted): not worth a retry. */
+export class PermanentJobError extends Error {}
+
+export type ProgressFn = (fraction: number) => void | Promise<void>;
+
+// Share of the whole job each step takes (the H.264 encode dominates).
+const WEIGHTS = { webm: 0.1, mp4: 0.8, poster: 0.1 };
+
+export const FILE_TYPES: Record<string, string> = {
+  "recording.webm": "video/webm",
+  "recording.mp4": "video/mp4",
+  "poster.jpg": "image/jpeg",
+};
+
+export async function finalizeRecording(store: RecordingStore, id: string, s: FinalizeSettings, progress: ProgressFn): Promise<RecordingMeta> {
+  const meta = await store.read(id);
+  if (!meta) throw new PermanentJobError(`recording ${id} no longer exists`);
+  const dir = store.dirOf(id);
+  const parts: string[] = [];
+  for (const p of meta.parts) {
+    const st = await fs.stat(path.join(dir, p)).catch(() => undefined);
+    if (st && st.size > 0) parts.push(p);
+  }
+  if (!parts.length) throw new PermanentJobError(`recording ${id} has no media (parts: ${meta.parts.join(", ") || "none"})`);
+  const expectedS = Math.max(0.1, (Date.parse(meta.stoppedAt ?? meta.startedAt) - Date.parse(meta.startedAt)) / 1000);
+  const tmp = (name: string) => path.join(dir, `.${name}.${process.pid}.tmp`);
+  const done = async (name: string) => fs.rename(tmp(name), path.join(dir, name));
+
+  // 1. Seekable WebM: a stream copy of the part(s), one after the other.
+  let input = ["-i", path.join(dir, parts[0]!)];
+  if (parts.length > 1) {
+    const list = path.join(dir, "parts.txt");
+    await fs.writeFile(list, parts.map((p) => `file '${p}'\n`).join(""));
+    input = ["-f", "concat", "-safe", "0", "-i", list];
+  }
+  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c", "copy", "-f", "webm", "-y", tmp("recording.webm")], expectedS, (f) =>
+    progress(f * WEIGHTS.webm), s.signal,
+  );
+  await done("recording.webm");
+  const webm = path.join(dir, "recording.webm");
+  const duration = await probeDuration(s.ffmpegPath, webm);
+  let at = WEIGHTS.webm;
+
+  // 2. MP4 for players without WebM (Safari, many TVs). Fast-start so it plays while downloading.
+  if (s.mp4) {
+    await runFfmpeg(
+      s.ffmpegPath,
+      ["-i", webm, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", tmp("recording.mp4")],
+      duration,
+      (f) => progress(at + f * WEIGHTS.mp4),
+      s.signal,
+    );
+    await done("recording.mp4");
+  }
+  at += WEIGHTS.mp4;
+
+  // 3. Poster: the picture from the middle of the meeting.
+  await runFfmpeg(s.ffmpegPath, ["-ss", (duration / 2).toFixed(2), "-i", webm, "-frames:v", "1", "-q:v", "3", "-f", "image2", "-y", tmp("poster.jpg")], 1, () => {}, s.signal);
+  await done("poster.jpg");
+  await progress(1);
+
+  const files: RecordingFile[] = [];
+  for (const [name, type] of Object.entries(FILE_TYPES)) {
+    const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+    if (st) files.push({ name, bytes: st.size, type });
+  }
+  const finished = await store.update(id, (m) => {
+    m.status = "done";
+    m.progress = 1;
+    m.duration = Math.round(duration * 1000) / 1000;
+    m.files = files;
+    m.size = files.reduce((a, f) => a + f.bytes, 0);
+    m.finishedAt = new Date().toISOString();
+    delete m.error;
+  });
+  if (!finished) throw new PermanentJobError(`recording ${id} was deleted while it was processed`);
+  // The WebM holds the same media as the live parts (a copy), so they go.
+  for (const p of [...meta.parts, "parts.txt"]) await fs.rm(path.join(dir, p), { force: true });
+  return finished;
+}
+
+/**
+ * Runs ffmpeg to completion at low CPU priority (live calls come first), reporting progress from
+ * its `-progress` output as a fraction of `durationS`.
+ */
+export function runFfmpeg(ffmpegPath: string, args: string[], durationS: number, onProgress: ProgressFn, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error("aborted"));
+    const child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const abort = () => child.kill("SIGKILL");
+    signal?.addEventListener("abort", abort, { once: true });
+    child.on("exit", () => signal?.removeEventListener("abort", abort));
+    try {
+      if (child.pid) os.setPriority(child.pid, 10);
+    } catch {
+      // Not allowed to lower priority here: run at normal priority.
+    }
+    let stderr = "";
+    let lineBuf = "";
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.stdout.on("data", (d: Buffer) => {
+      lineBuf += d.toString();
+      const lines = lineBuf.split("\n");
+      lineBuf = lines.pop()!;
+      for (const line of lines) {
+        const m = /^out_time_(?:us|ms)=(\d+)/.exec(line);
+        if (m) void onProgress(Math.min(1, Number(m[1]) / 1e6 / durationS));
+      }
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`ffmpeg ${args.at(-1)} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`));
+    });
+  });
+}
+
+/** Duration of a media file in seconds, from ffmpeg's own report of the input. */
+export function probeDuration(ffmpegPath: string, file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-i", file], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("exit", () => {
+      const m = /Duration: (\d+):(\d+):(\d+(?:\.\d+)?)/.exec(stderr);
+      if (!m) return reject(new Error(`no duration in ${path.basename(file)}: ${stderr.trim().split("\n").slice(-2).join(" | ")}`));
+      resolve(Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
+    });
+  });
+}

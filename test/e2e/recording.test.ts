@@ -1,0 +1,191 @@
+// Recording acceptance with real Redis (BullMQ), real werift peers and real ffmpeg: what a
+// person watching the recording would see and hear, and what an operator gets from the API.
+import fs from "node:fs/promises";
+import { QueueEvents } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateFixtures } from "../../fixtures/generate.ts";
+import { startServer, type RunningServer } from "../../server/main.ts";
+import { probeDuration } from "../../server/recordings/finalize.ts";
+import { QUEUE_NAME } from "../../server/recordings/PostProcessQueue.ts";
+import { closeAll, joinAll, sleep, waitFor, waitForTiles } from "../support/call.ts";
+import { FFMPEG, runFfmpeg } from "../support/ffmpegRun.ts";
+import { api, download, rawGet, REDIS_URL, startRecording, stopRecording, tempDir, uniquePrefix, waitUntilDone } from "../support/recordingApi.ts";
+import { colorsOf, decodeAudio, decodeErrors, frameAt, gridColors, largestGap, packetTimes, toneLevels } from "../support/recordingMedia.ts";
+
+let server: RunningServer;
+let dir: string;
+let out: string;
+const prefix = uniquePrefix("rec");
+let events: QueueEvents;
+const progress = new Map<string, number[]>();
+const completed = new Set<string>();
+
+beforeAll(async () => {
+  await generateFixtures();
+  dir = await tempDir("recordings");
+  out = await tempDir("downloads");
+  server = await startServer({
+    port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, redisUrl: REDIS_URL, queuePrefix: prefix, postprocessWorker: true,
+  });
+  events = new QueueEvents(QUEUE_NAME, { connection: { url: REDIS_URL }, prefix });
+  events.on("progress", ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), Number(data)]));
+  events.on("completed", ({ jobId }) => completed.add(jobId));
+  await events.waitUntilReady();
+});
+
+afterAll(async () => {
+  await server?.close();
+  await events?.close();
+  if (process.env.KEEP_TEST_FILES) return console.log("kept", dir, out);
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.rm(out, { recursive: true, force: true });
+});
+
+describe("recording a three-person call (BullMQ on Redis)", () => {
+  let id: string;
+  let recordedS: number;
+
+  it("makes a WebM that decodes end to end, lasts as long as the recording, shows the grid and holds every tone", async () => {
+    const ids = ["p0", "p1", "p2"];
+    const ps = await joinAll(server, "rec3", ids);
+    try {
+      await waitForTiles(ps[0]!, ids);
+      // Everyone is told the room is being recorded.
+      const started = await startRecording(server.url, "rec3");
+      const t0 = performance.now();
+      id = started.id;
+      expect(started.status).toBe("recording");
+      for (const p of ps) await waitFor("recording notice", () => p.roomState?.recording?.id === id, 5000);
+      await sleep(6000);
+      const stopped = await stopRecording(server.url, "rec3");
+      recordedS = (performance.now() - t0) / 1000;
+      expect(stopped.status).toBe("pending");
+      for (const p of ps) await waitFor("recording-ended notice", () => p.roomState && p.roomState.recording === null, 5000);
+    } finally {
+      await closeAll(ps);
+    }
+    const meta = await waitUntilDone(server.url, id);
+    expect(meta.participants.filter((e) => e.event === "present").map((e) => e.name).sort()).toEqual(ids);
+
+    const webm = await download(server.url, id, "recording.webm", out);
+    expect(await decodeErrors(webm)).toBe("");
+    const duration = await probeDuration(FFMPEG, webm);
+    expect(Math.abs(duration - recordedS), `webm ${duration}s, recorded ${recordedS}s`).toBeLessThanOrEqual(0.5);
+    expect(meta.duration).toBeCloseTo(duration, 1);
+    expect(gridColors(await frameAt(webm, duration / 2), 3)).toEqual(colorsOf(ids));
+    const levels = toneLevels(await decodeAudio(webm, 1, 4), ids);
+    for (const p of ids) expect(levels[p], `tones in the recording: ${JSON.stringify(levels)}`).toBeGreaterThan(-30);
+    // Seekable: the finalized WebM has cues (an index) so players can jump.
+    const head = await runFfmpeg(["-i", webm]);
+    expect(head.stderr).toMatch(/Duration: 00:00:0[5-7]/);
+  });
+
+  it("also makes an MP4 (H.264 + AAC) and a poster, and the job reported progress and completed", async () => {
+    const mp4 = await download(server.url, id, "recording.mp4", out);
+    expect(await decodeErrors(mp4)).toBe("");
+    const info = (await runFfmpeg(["-i", mp4])).stderr;
+    expect(info).toMatch(/Video: h264/);
+    expect(info).toMatch(/Audio: aac/);
+    expect(Math.abs((await probeDuration(FFMPEG, mp4)) - recordedS)).toBeLessThanOrEqual(0.6);
+    const poster = await download(server.url, id, "poster.jpg", out);
+    expect(gridColors(await frameAt(poster, 0), 3)).toEqual(colorsOf(["p0", "p1", "p2"]));
+
+    await waitFor("BullMQ completed event", () => completed.has(id), 5000);
+    const reported = progress.get(id) ?? [];
+    expect(reported.some((p) => p > 0 && p < 100), `progress events ${JSON.stringify(reported)}`).toBe(true);
+    expect(reported.at(-1)).toBe(100);
+    const meta = (await api(server.url, "GET", `/api/recordings/${id}`)).json;
+    expect(meta).toMatchObject({ status: "done", progress: 1, attempts: 1 });
+    expect(meta.files.map((f: { name: string }) => f.name).sort()).toEqual(["poster.jpg", "recording.mp4", "recording.webm"]);
+    const listed = (await api(server.url, "GET", "/api/recordings")).json;
+    expect(listed.find((m: { id: string }) => m.id === id)).toMatchObject({ status: "done", room: "rec3" });
+  });
+
+  it("serves byte ranges of the media", async () => {
+    const whole = await fs.readFile(`${out}/${id}-recording.webm`);
+    const r = await fetch(`${server.url}/api/recordings/${id}/files/recording.webm`, { headers: { Range: "bytes=100-1099" } });
+    expect(r.status).toBe(206);
+    expect(r.headers.get("content-range")).toBe(`bytes 100-1099/${whole.length}`);
+    expect(Buffer.from(await r.arrayBuffer()).equals(whole.subarray(100, 1100))).toBe(true);
+    const tail = await fetch(`${server.url}/api/recordings/${id}/files/recording.webm`, { headers: { Range: "bytes=-10" } });
+    expect(Buffer.from(await tail.arrayBuffer()).equals(whole.subarray(whole.length - 10))).toBe(true);
+  });
+});
+
+describe("a recording while people come and go", () => {
+  it("stays one continuous file with no gap over 200 ms, and the grid follows the room", async () => {
+    const ps = await joinAll(server, "churn", ["p0", "p1", "p2"]);
+    let late: Awaited<ReturnType<typeof joinAll>> = [];
+    let id: string;
+    try {
+      await waitForTiles(ps[0]!, ["p0", "p1", "p2"]);
+      id = (await startRecording(server.url, "churn")).id;
+      await sleep(2500);
+      late = await joinAll(server, "churn", ["p3"]);
+      await sleep(2000);
+      await ps[0]!.close();
+      await waitForTiles(ps[1]!, ["p1", "p2", "p3"]);
+      await sleep(2000);
+      await stopRecording(server.url, "churn");
+    } finally {
+      await closeAll([...ps, ...late]);
+    }
+    const meta = await waitUntilDone(server.url, id);
+    expect(meta.participants.map((e) => `${e.event} ${e.name}`)).toEqual(["present p0", "present p1", "present p2", "joined p3", "left p0"]);
+    const webm = await download(server.url, id, "recording.webm", out);
+    expect(await decodeErrors(webm)).toBe("");
+    const t = await packetTimes(webm);
+    expect(largestGap(t.video), "largest gap between video frames (ms)").toBeLessThanOrEqual(200);
+    expect(largestGap(t.audio), "largest gap between audio packets (ms)").toBeLessThanOrEqual(200);
+    const duration = await probeDuration(FFMPEG, webm);
+    expect(Math.max(...t.audio)).toBeGreaterThan((duration - 0.3) * 1000);
+    expect(gridColors(await frameAt(webm, 1), 3)).toEqual(colorsOf(["p0", "p1", "p2"]));
+    expect(gridColors(await frameAt(webm, duration - 0.5), 3)).toEqual(colorsOf(["p1", "p2", "p3"]));
+  });
+});
+
+describe("bad requests get clear 4xx errors", () => {
+  it("answers unknown rooms, stop when not recording, double start, traversal and bad ranges", async () => {
+    const base = server.url;
+    expect((await api(base, "POST", "/api/rooms/nowhere/recording")).json).toMatchObject({ error: "unknown_room" });
+    expect((await api(base, "POST", "/api/rooms/nowhere/recording")).status).toBe(404);
+    expect((await api(base, "DELETE", "/api/rooms/nowhere/recording")).status).toBe(404);
+    expect((await api(base, "GET", "/api/recordings/nothing-here")).status).toBe(404);
+    expect((await api(base, "PUT", "/api/recordings")).status).toBe(405);
+
+    const ps = await joinAll(server, "bad", ["p0"]);
+    try {
+      const notRec = await api(base, "DELETE", "/api/rooms/bad/recording");
+      expect(notRec.status).toBe(409);
+      expect(notRec.json.error).toBe("not_recording");
+      const { id } = await startRecording(base, "bad");
+      const twice = await api(base, "POST", "/api/rooms/bad/recording");
+      expect(twice.status).toBe(409);
+      expect(twice.json.error).toBe("already_recording");
+      expect((await api(base, "DELETE", `/api/recordings/${id}`)).status).toBe(409); // still recording
+      await sleep(1500);
+      await stopRecording(base, "bad");
+      await waitUntilDone(base, id);
+
+      for (const evil of ["..%2F..%2Fpackage.json", "..%2Frecording.json", "%2Fetc%2Fpasswd", "a/../../../etc/passwd", ".."]) {
+        const r = await rawGet(base, `/api/recordings/${id}/files/${evil}`);
+        expect(r.status, evil).toBe(400);
+        expect(r.json.error).toBe("bad_name");
+      }
+      expect((await api(base, "GET", `/api/recordings/..%2F..%2Fetc/files/passwd`)).status).toBe(400);
+      expect((await api(base, "GET", `/api/recordings/${id}/files/recording.json`)).status).toBe(404);
+      expect((await api(base, "GET", `/api/recordings/${id}/files/missing.webm`)).status).toBe(404);
+      for (const range of ["bytes=abc", "bytes=99999999-", "bytes=10-5", "bytes=0-1,5-9", "pages=1-2"]) {
+        const r = await api(base, "GET", `/api/recordings/${id}/files/recording.webm`, { Range: range });
+        expect(r.status, range).toBe(416);
+        expect(r.json.error).toBe("bad_range");
+        expect(r.headers.get("content-range")).toMatch(/^bytes \*\/\d+$/);
+      }
+      expect((await api(base, "DELETE", `/api/recordings/${id}`)).status).toBe(204);
+      expect((await api(base, "GET", `/api/recordings/${id}`)).status).toBe(404);
+      await expect(fs.stat(`${dir}/${id}`)).rejects.toThrow();
+    } finally {
+      await closeAll(ps);
+    }
+  });
+});
