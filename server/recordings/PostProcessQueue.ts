@@ -44,9 +44,10 @@ export async function runJob(
   attempt: { n: number; last: boolean },
   onProgress?: (p: number) => Promise<void>,
 ): Promise<void> {
+  // attempts counts every try, including those a crash or a killed worker cut short.
   const started = await store.update(id, (m) => {
     m.status = "processing";
-    m.attempts = attempt.n;
+    m.attempts += 1;
     m.progress = 0;
   });
   if (!started) throw new PermanentJobError(`recording ${id} no longer exists`);

@@ -34,6 +34,8 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   const meta = await store.read(id);
   if (!meta) throw new PermanentJobError(`recording ${id} no longer exists`);
   const dir = store.dirOf(id);
+  // A worker killed mid-job leaves its temporary outputs: they are of no use to this try.
+  for (const f of await fs.readdir(dir)) if (/^\..+\.tmp$/.test(f)) await fs.rm(path.join(dir, f), { force: true });
   const parts: string[] = [];
   for (const p of meta.parts) {
     const st = await fs.stat(path.join(dir, p)).catch(() => undefined);
