@@ -9,6 +9,11 @@ export interface Participant {
   video: boolean;
 }
 
+export interface RecordingInfo {
+  id: string;
+  startedAt: string;
+}
+
 export interface CallOptions {
   room: string;
   name: string;
@@ -22,6 +27,8 @@ export interface CallEvents {
   state(text: string): void;
   error(text: string): void;
   participants(list: Participant[]): void;
+  /** The room is being recorded (info) or not (null); canRecord: this page may start/stop it. */
+  recording(info: RecordingInfo | null, canRecord: boolean): void;
   chat(msg: { from: string; name: string; text: string; ts: number }): void;
   /** The composite stream (video + mix-minus audio) to play. */
   stream(s: MediaStream): void;
@@ -39,6 +46,8 @@ export class Call {
   participantId = "";
   micOn = true;
   camOn = true;
+  canRecord = false;
+  recording: RecordingInfo | null = null;
   private chat: RTCDataChannel | undefined;
   private senders: Partial<Record<"audio" | "video", RTCRtpSender>> = {};
   private leaving = false;
@@ -88,6 +97,7 @@ export class Call {
       case "joined":
         this.retry = 0;
         this.participantId = m.participantId;
+        this.canRecord = m.canRecord === true;
         await this.negotiate(m.iceServers);
         if (!this.micOn || !this.camOn) this.transport?.send({ type: "media", audio: this.micOn, video: this.camOn });
         return;
@@ -99,12 +109,27 @@ export class Call {
         return;
       case "participants":
         this.ev.participants(m.participants);
+        this.recording = m.recording ?? null;
+        this.ev.recording(this.recording, this.canRecord);
         if (m.tile) void this.fitToTile(m.tile.width, m.tile.height);
         return;
       case "error":
         this.ev.error(PLAIN_ERRORS[m.code] ?? `Server: ${m.message}`);
         return;
     }
+  }
+
+  /** Starts or stops the room's recording (REST); everyone, this page included, hears of it by signaling. */
+  async setRecording(on: boolean): Promise<boolean> {
+    const res = await fetch(`/api/rooms/${encodeURIComponent(this.o.room)}/recording`, { method: on ? "POST" : "DELETE" }).catch(() => undefined);
+    if (!res) {
+      this.ev.error("Cannot reach the server to change the recording.");
+      return false;
+    }
+    if (res.ok) return true;
+    const body = await res.json().catch(() => ({}));
+    this.ev.error(`Recording: ${body.message ?? res.statusText}`);
+    return false;
   }
 
   private async negotiate(iceServers: RTCIceServer[]): Promise<void> {

@@ -55,6 +55,13 @@ function start(room: string, name: string): void {
       state: (t) => ($("state").textContent = t),
       error: (t) => ($("error").textContent = t),
       participants: showParticipants,
+      recording: (info, canRecord) => {
+        // Everyone sees that the room is recorded; the button is there only where allowed.
+        $("rec").hidden = !info;
+        if (info) $("rec").title = `Recording since ${new Date(info.startedAt).toLocaleTimeString()}`;
+        $("record").hidden = !canRecord;
+        $("record").textContent = info ? "Stop recording" : "Record";
+      },
       chat: (m) => {
         const line = el("li", "");
         line.append(el("b", m.name + ": "), document.createTextNode(m.text));
@@ -83,6 +90,12 @@ $("mute").onclick = async () => {
 $("camera").onclick = async () => {
   await call?.setCamera(!call.camOn);
   $("camera").textContent = call?.camOn ? "Camera off" : "Camera on";
+};
+$("record").onclick = async () => {
+  const b = $<HTMLButtonElement>("record");
+  b.disabled = true;
+  await call?.setRecording(!call.recording);
+  b.disabled = false;
 };
 $("selfview").onchange = () => {
   const v = $<HTMLVideoElement>("self");

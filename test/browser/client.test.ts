@@ -1,9 +1,11 @@
 // The browser client end to end in real Chromium (fake camera/mic files per participant):
 // composite + mix-minus, long polling, TURN relay through coturn, chat, mute/camera/leave,
 // and reconnecting after the signaling connection drops.
+import fs from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateFixtures } from "../../fixtures/generate.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
+import { tempDir } from "../support/recordingApi.ts";
 import { startCoturn, type Coturn } from "./coturn.ts";
 import {
   openParticipant, pageTileColors, pageTileRgb, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
@@ -12,11 +14,14 @@ import {
 const TURN_SECRET = "test-secret-" + Math.random().toString(36).slice(2);
 let server: RunningServer;
 let turn: Coturn;
+let recordings: string;
 
 beforeAll(async () => {
   await generateFixtures();
   turn = await startCoturn(TURN_SECRET);
+  recordings = await tempDir("browser-recordings");
   server = await startServer({
+    recordingsDir: recordings,
     port: 0, host: "127.0.0.1", logLevel: "warn",
     turnUrls: [`turn:127.0.0.1:${turn.port}?transport=udp`], turnSecret: TURN_SECRET, turnTtlS: 600,
     // coturn relays from 127.0.0.1 (loopback-only tests), so the server must offer a loopback candidate too.
@@ -26,6 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   turn?.close();
+  await fs.rm(recordings, { recursive: true, force: true });
 });
 
 const join = (id: string, room: string, extra = "") => openParticipant(server.url, id, `room=${room}&name=${id}&processing=off${extra}`);
@@ -59,6 +65,21 @@ describe("three people in Chromium", () => {
     for (const p of pages.slice(1)) {
       await waitFor(`${p.id} shows the chat`, async () => (await p.page.textContent("#chat-log"))?.includes("p0: hello from p0 ✓"));
     }
+  });
+
+  it("records from the page: everyone sees the recording notice, and another participant can stop it", async () => {
+    for (const p of pages) expect(await p.page.isHidden("#rec"), `${p.id} notice before`).toBe(true);
+    await pages[0].page.click("#record");
+    for (const p of pages) {
+      await waitFor(`${p.id} shows it is recorded`, async () => await p.page.isVisible("#rec"));
+      expect(await p.page.textContent("#record")).toBe("Stop recording");
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    await pages[1].page.click("#record");
+    for (const p of pages) await waitFor(`${p.id} notice gone`, async () => await p.page.isHidden("#rec"));
+    const [rec] = (await (await fetch(`${server.url}/api/recordings`)).json()) as { room: string; status: string; participants: unknown[] }[];
+    expect(rec).toMatchObject({ room: "browsers" });
+    expect(["pending", "processing", "done"]).toContain(rec!.status);
   });
 
   it("mute removes the tone, camera off shows the placeholder, and both come back", async () => {
