@@ -1,0 +1,87 @@
+// werift's per-packet cost in isolation: one "server" peer sends the same VP8 packets to n
+// receiving peers (the composite fan-out) and receives one camera-like stream back, all in this
+// process over loopback; CPU (user + system, this process) per packet sent + received.
+// Not the server: no ffmpeg, no mixer, so the figure is steady on a busy machine where the whole
+// benchmark (npm run bench) varies by ±0.1 cores.
+// Usage: node --import tsx bench/packetPath.ts [--receivers 4] [--seconds 10] [--rate 160] [--size 1100]
+import { parseArgs } from "node:util";
+import {
+  MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useNACK, usePLI, useVP8, type RTCRtpSender,
+} from "werift";
+
+const { values: a } = parseArgs({ options: {
+  receivers: { type: "string", default: "4" },
+  seconds: { type: "string", default: "10" },
+  rate: { type: "string", default: "160" }, // packets/s of the composite (1.5 Mbit/s ≈ 160 × 1200 B)
+  size: { type: "string", default: "1100" },
+} });
+const receivers = Number(a.receivers), seconds = Number(a.seconds), rate = Number(a.rate), size = Number(a.size);
+
+const codecs = { video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] })] };
+const newPeer = () => new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", codecs });
+
+/** A sendonly → recvonly pair; resolves when media can flow. */
+async function connect(): Promise<{ sender: RTCRtpSender; received: () => number; close: () => void }> {
+  const tx = newPeer(), rx = newPeer();
+  const track = new MediaStreamTrack({ kind: "video" });
+  const t = tx.addTransceiver(track, { direction: "sendonly" });
+  let count = 0;
+  rx.onTrack.subscribe((tr) => tr.onReceiveRtp.subscribe(() => count++));
+  tx.onIceCandidate.subscribe((c) => c && rx.addIceCandidate(c.toJSON()));
+  rx.onIceCandidate.subscribe((c) => c && tx.addIceCandidate(c.toJSON()));
+  await tx.setLocalDescription(await tx.createOffer());
+  await rx.setRemoteDescription(tx.localDescription!);
+  await rx.setLocalDescription(await rx.createAnswer());
+  await tx.setRemoteDescription(rx.localDescription!);
+  await Promise.all([tx, rx].map((pc) => new Promise<void>((ok) => {
+    if (pc.connectionState === "connected") return ok();
+    pc.connectionStateChange.subscribe((s) => s === "connected" && ok());
+  })));
+  return { sender: t.sender, received: () => count, close: () => void Promise.all([tx.close(), rx.close()]) };
+}
+
+const links = await Promise.all(Array.from({ length: receivers }, connect));
+const back = await connect(); // the one incoming stream (a camera), as the server receives it
+const payload = Buffer.alloc(size, 0x5a);
+const counters = { out: 0, back: 0 };
+/** The next packet of a stream: consecutive sequence numbers (a gap would make the receiver NACK). */
+const packet = (stream: keyof typeof counters) => {
+  const seq = counters[stream]++;
+  return new RtpPacket(new RtpHeader({ payloadType: 96, sequenceNumber: seq & 0xffff, timestamp: (seq * 90) >>> 0, marker: false }), payload);
+};
+
+// Warm up (JIT, DTLS settled), then measure.
+const run = async (s: number) => {
+  const periodMs = 20;
+  const perTick = Math.max(1, Math.round((rate * periodMs) / 1000));
+  const end = performance.now() + s * 1000;
+  let sent = 0;
+  while (performance.now() < end) {
+    for (let i = 0; i < perTick; i++) {
+      const p = packet("out");
+      for (const l of links) void l.sender.sendRtp(p).catch(() => {});
+      // one incoming packet for every `receivers` outgoing, as in a room of receivers + 1 camera
+      void back.sender.sendRtp(packet("back")).catch(() => {});
+      sent += links.length + 1;
+    }
+    await new Promise((r) => setTimeout(r, periodMs));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  return sent;
+};
+await run(2);
+const received0 = links.reduce((s, l) => s + l.received(), back.received());
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+const sent = await run(seconds);
+const cpu = process.cpuUsage(cpu0);
+const wall = (performance.now() - t0) / 1000;
+const received = links.reduce((s, l) => s + l.received(), back.received()) - received0;
+const us = cpu.user + cpu.system;
+// Each packet is sent once (encrypt + UDP send) and received once (decrypt + route) in this process.
+console.log(JSON.stringify({
+  receivers, seconds: +wall.toFixed(1), packetsSent: sent, packetsReceived: received,
+  cores: +(us / 1e6 / wall).toFixed(3), usPerPacket: +(us / Math.max(1, received)).toFixed(1),
+}));
+for (const l of [...links, back]) l.close();
+setTimeout(() => process.exit(0), 500).unref();
