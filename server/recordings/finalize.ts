@@ -49,13 +49,20 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   // 1. Seekable WebM: a stream copy of the part(s), one after the other.
   let input = ["-i", path.join(dir, parts[0]!)];
   if (parts.length > 1) {
+    // A part cut off by its recorder's death has no duration in it: give the concat demuxer each
+    // part's real end (last packet + a frame), or the next part would overlap it.
+    const frameS = 1 / meta.output.fps;
+    const lines: string[] = [];
+    for (const p of parts) {
+      const end = await mediaEnd(s.ffmpegPath, path.join(dir, p), s.signal);
+      lines.push(`file '${p}'`, `duration ${(end + frameS).toFixed(3)}`);
+    }
     const list = path.join(dir, "parts.txt");
-    await fs.writeFile(list, parts.map((p) => `file '${p}'\n`).join(""));
+    await fs.writeFile(list, lines.join("\n") + "\n");
     input = ["-f", "concat", "-safe", "0", "-i", list];
   }
-  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c", "copy", "-f", "webm", "-y", tmp("recording.webm")], expectedS, (f) =>
-    progress(f * WEIGHTS.webm), s.signal,
-  );
+  const share = (from: number, weight: number, total: number) => (t: number) => progress(from + weight * Math.min(1, t / total));
+  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c", "copy", "-f", "webm", "-y", tmp("recording.webm")], share(0, WEIGHTS.webm, expectedS), s.signal);
   await done("recording.webm");
   const webm = path.join(dir, "recording.webm");
   const duration = await probeDuration(s.ffmpegPath, webm);
@@ -67,8 +74,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
       s.ffmpegPath,
       ["-i", webm, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", tmp("recording.mp4")],
-      duration,
-      (f) => progress(at + f * WEIGHTS.mp4),
+      share(at, WEIGHTS.mp4, duration),
       s.signal,
     );
     await done("recording.mp4");
@@ -76,7 +82,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   at += WEIGHTS.mp4;
 
   // 3. Poster: the picture from the middle of the meeting.
-  await runFfmpeg(s.ffmpegPath, ["-ss", (duration / 2).toFixed(2), "-i", webm, "-frames:v", "1", "-q:v", "3", "-f", "image2", "-y", tmp("poster.jpg")], 1, () => {}, s.signal);
+  await runFfmpeg(s.ffmpegPath, ["-ss", (duration / 2).toFixed(2), "-i", webm, "-frames:v", "1", "-q:v", "3", "-f", "image2", "-y", tmp("poster.jpg")], () => {}, s.signal);
   await done("poster.jpg");
   await progress(1);
 
@@ -101,10 +107,10 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
 }
 
 /**
- * Runs ffmpeg to completion at low CPU priority (live calls come first), reporting progress from
- * its `-progress` output as a fraction of `durationS`.
+ * Runs ffmpeg to completion at low CPU priority (live calls come first), reporting the media time
+ * reached (seconds) from its `-progress` output.
  */
-export function runFfmpeg(ffmpegPath: string, args: string[], durationS: number, onProgress: ProgressFn, signal?: AbortSignal): Promise<void> {
+export function runFfmpeg(ffmpegPath: string, args: string[], onTime: (seconds: number) => unknown, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new Error("aborted"));
     const child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", ...args], {
@@ -127,7 +133,7 @@ export function runFfmpeg(ffmpegPath: string, args: string[], durationS: number,
       lineBuf = lines.pop()!;
       for (const line of lines) {
         const m = /^out_time_(?:us|ms)=(\d+)/.exec(line);
-        if (m) void onProgress(Math.min(1, Number(m[1]) / 1e6 / durationS));
+        if (m) void onTime(Number(m[1]) / 1e6);
       }
     });
     child.on("error", reject);
@@ -136,6 +142,13 @@ export function runFfmpeg(ffmpegPath: string, args: string[], durationS: number,
       else reject(new Error(`ffmpeg ${args.at(-1)} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`));
     });
   });
+}
+
+/** Timestamp (s) of the last packet of a possibly truncated file, by reading it through. */
+async function mediaEnd(ffmpegPath: string, file: string, signal?: AbortSignal): Promise<number> {
+  let end = 0;
+  await runFfmpeg(ffmpegPath, ["-i", file, "-map", "0", "-c", "copy", "-f", "null", "-"], (t) => (end = Math.max(end, t)), signal);
+  return end;
 }
 
 /** Duration of a media file in seconds, from ffmpeg's own report of the input. */

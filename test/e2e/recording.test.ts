@@ -3,6 +3,7 @@
 import fs from "node:fs/promises";
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import { generateFixtures } from "../../fixtures/generate.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { probeDuration } from "../../server/recordings/finalize.ts";
@@ -141,6 +142,44 @@ describe("a recording while people come and go", () => {
     expect(Math.max(...t.audio)).toBeGreaterThan((duration - 0.3) * 1000);
     expect(gridColors(await frameAt(webm, 1), 3)).toEqual(colorsOf(["p0", "p1", "p2"]));
     expect(gridColors(await frameAt(webm, duration - 0.5), 3)).toEqual(colorsOf(["p1", "p2", "p3"]));
+  });
+});
+
+describe("a recording while ffmpeg children die", () => {
+  it("survives kill -9 of the composite encoder and of its own recorder: one continuous, clean file", async () => {
+    const ids = ["p0", "p1", "p2"];
+    const ps = await joinAll(server, "phoenix", ids);
+    let id: string;
+    let recordedS: number;
+    try {
+      await waitForTiles(ps[0]!, ids);
+      id = (await startRecording(server.url, "phoenix")).id;
+      const t0 = performance.now();
+      await sleep(2000);
+      const [encoder] = liveFfmpegProcesses().filter((p) => p.role === "composite-encoder");
+      process.kill(encoder!.pid!, "SIGKILL");
+      await sleep(2000);
+      const [recorder] = liveFfmpegProcesses().filter((p) => p.role === "recorder");
+      process.kill(recorder!.pid!, "SIGKILL");
+      await waitFor("a second part", () => server.recordings.current("phoenix")?.parts.length === 2, 5000);
+      await sleep(2000);
+      await stopRecording(server.url, "phoenix");
+      recordedS = (performance.now() - t0) / 1000;
+    } finally {
+      await closeAll(ps);
+    }
+    const meta = await waitUntilDone(server.url, id);
+    expect(meta.parts).toEqual(["live-001.mkv", "live-002.mkv"]);
+    const webm = await download(server.url, id, "recording.webm", out);
+    expect(await decodeErrors(webm)).toBe("");
+    const t = await packetTimes(webm);
+    expect(largestGap(t.video), "largest gap between video frames (ms)").toBeLessThanOrEqual(500);
+    expect(largestGap(t.audio), "largest gap between audio packets (ms)").toBeLessThanOrEqual(200);
+    const duration = await probeDuration(FFMPEG, webm);
+    // Only the recorder's restart (a fresh keyframe for the new part) is missing.
+    expect(duration).toBeGreaterThan(recordedS - 1);
+    expect(duration).toBeLessThanOrEqual(recordedS + 0.3);
+    expect(gridColors(await frameAt(webm, duration - 0.5), 3)).toEqual(colorsOf(ids));
   });
 });
 
