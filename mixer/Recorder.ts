@@ -45,6 +45,8 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
   /** Tick of the first frame written to the current part; -1 while waiting for a keyframe. */
   private tick0 = -1;
   private restart: NodeJS.Timeout | undefined;
+  private partStartedAt = 0;
+  private restartDelayMs = 100;
   private stopping = false;
   readonly parts: string[] = [];
   videoFrames = 0;
@@ -60,14 +62,18 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     const name = `live-${String(++this.partIndex).padStart(3, "0")}.mkv`;
     const proc = new FfmpegProcess(this.s.ffmpegPath, "recorder", recorderArgs(this.s, path.join(this.s.dir, name)), 2);
     this.proc = proc;
+    this.partStartedAt = performance.now();
     this.tick0 = -1;
     this.parts.push(name);
     proc.on("exit", (e) => {
       if (e.expected || this.stopping || this.proc !== proc) return;
       metrics.ffmpegRestarts.inc({ role: "recorder" });
-      log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal });
+      // A recorder that keeps dying at once (disk full, bad path) is retried ever more slowly.
+      const lived = performance.now() - this.partStartedAt;
+      this.restartDelayMs = lived > 10_000 ? 100 : Math.min(10_000, this.restartDelayMs * 2);
+      log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal, retryInMs: this.restartDelayMs, stderr: e.stderrTail.trim() });
       this.proc = undefined;
-      this.restart = setTimeout(() => this.startPart(), 100);
+      this.restart = setTimeout(() => this.startPart(), this.restartDelayMs);
     });
     this.emit("part", name);
     // A part must begin with a keyframe: ask for one rather than wait for the periodic one.

@@ -161,7 +161,8 @@ export class BullQueue implements PostProcessQueue {
     redisUrl: string,
     private readonly s: PostProcessSettings,
   ) {
-    this.queue = new Queue(QUEUE_NAME, { connection: connection(redisUrl), prefix: s.prefix });
+    // Fail fast when Redis is away (the server's sweep queues it later) instead of hanging a stop.
+    this.queue = new Queue(QUEUE_NAME, { connection: { ...connection(redisUrl), enableOfflineQueue: false }, prefix: s.prefix });
     this.queue.on("error", (err) => log.warn("queue connection error", { error: err.message }));
   }
 

@@ -12,6 +12,8 @@ import { Recording } from "./Recording.ts";
 import { newRecordingId, RecordingStore, type RecordingMeta } from "./RecordingStore.ts";
 
 const log = logger("recordings");
+/** How often recordings waiting for post-processing are (re)queued, ms. */
+const SWEEP_MS = 60_000;
 
 /** A request the state does not allow; `status` is the HTTP status the API answers with. */
 export class RecordingError extends Error {
@@ -39,6 +41,8 @@ export class Recordings {
   readonly store: RecordingStore;
   readonly queue: PostProcessQueue;
   private readonly active = new Map<string, Recording | "starting">();
+  private readonly emptyHandlers = new Map<string, () => void>();
+  private sweeper: NodeJS.Timeout | undefined;
   private worker: ReturnType<typeof startBullWorker> | undefined;
 
   constructor(
@@ -55,36 +59,47 @@ export class Recordings {
     }
   }
 
-  /** Creates the directory and queues whatever a previous run left unfinished. */
+  /** Creates the directory, closes out recordings a crash cut off, and queues whatever is unfinished. */
   async init(): Promise<void> {
     await this.store.init();
     for (const m of await this.store.list()) {
-      if (m.status === "recording") {
-        // No recording survives a restart: this one was cut off by a crash. Its parts hold all
-        // but the last cluster; the stop time is when the disk last heard from it.
-        let lastWrite = Date.parse(m.startedAt);
-        for (const p of m.parts) {
-          const st = await fs.stat(path.join(this.store.dirOf(m.id), p)).catch(() => undefined);
-          if (st) lastWrite = Math.max(lastWrite, st.mtimeMs);
-        }
-        await this.store.update(m.id, (x) => {
-          x.status = "pending";
-          x.endedBy = "crash";
-          x.stoppedAt = new Date(lastWrite).toISOString();
-        });
-        log.warn("recording cut off by a crash: finalizing what was written", { recording: m.id });
+      if (m.status !== "recording") continue;
+      // No recording survives a restart: this one was cut off by a crash. Its parts hold all
+      // but the last cluster; the stop time is when the disk last heard from it.
+      let lastWrite = Date.parse(m.startedAt);
+      for (const p of m.parts) {
+        const st = await fs.stat(path.join(this.store.dirOf(m.id), p)).catch(() => undefined);
+        if (st) lastWrite = Math.max(lastWrite, st.mtimeMs);
       }
-      if (m.status === "recording" || m.status === "pending" || m.status === "processing") await this.enqueue(m.id);
+      await this.store.update(m.id, (x) => {
+        x.status = "pending";
+        x.endedBy = "crash";
+        x.stoppedAt = new Date(lastWrite).toISOString();
+      });
+      log.warn("recording cut off by a crash: finalizing what was written", { recording: m.id });
+    }
+    await this.sweep();
+    // Queueing can fail (Redis down): the sweep tries again until every recording is queued.
+    this.sweeper = setInterval(() => void this.sweep().catch(() => {}), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Queues every recording waiting for post-processing (queueing twice is harmless). */
+  private async sweep(): Promise<void> {
+    for (const m of await this.store.list()) {
+      if ((m.status === "pending" || m.status === "processing") && !this.isActive(m.id)) this.enqueue(m.id);
     }
   }
 
-  private async enqueue(id: string): Promise<void> {
-    try {
-      await this.queue.enqueue(id);
-    } catch (err) {
-      // Redis down: the recording stays pending on disk and is queued again at the next start.
-      log.error("could not queue post-processing", { recording: id, error: (err as Error).message });
-    }
+  private isActive(id: string): boolean {
+    return [...this.active.values()].some((r) => r !== "starting" && r.meta.id === id);
+  }
+
+  /** Never waits on the queue: a stop must answer even when Redis is down. */
+  private enqueue(id: string): void {
+    this.queue.enqueue(id).catch((err) =>
+      log.error("could not queue post-processing; will try again", { recording: id, error: (err as Error).message }),
+    );
   }
 
   current(roomId: string): RecordingMeta | undefined {
@@ -116,7 +131,9 @@ export class Recordings {
       const rec = new Recording(meta, this.store, room, mixer, { ffmpegPath: this.config.ffmpegPath, audioKbps: this.config.recordingAudioKbps });
       this.active.set(roomId, rec);
       // The last one out ends the recording; nobody is left to press stop.
-      room.once("empty", () => void this.stop(roomId, "room-empty").catch(() => {}));
+      const onEmpty = () => void this.stop(roomId, "room-empty").catch(() => {});
+      room.once("empty", onEmpty);
+      this.emptyHandlers.set(roomId, onEmpty);
       room.setRecording({ id: meta.id, startedAt: meta.startedAt });
       metrics.recordingsActive.set(this.active.size);
       log.info("recording started", { recording: meta.id, room: roomId });
@@ -136,9 +153,12 @@ export class Recordings {
     if (rec === "starting") throw new RecordingError(409, "starting", `room "${roomId}" is still starting its recording`);
     this.active.delete(roomId);
     metrics.recordingsActive.set(this.active.size);
-    this.rooms.get(roomId)?.setRecording(null);
+    const room = this.rooms.get(roomId);
+    room?.off("empty", this.emptyHandlers.get(roomId)!);
+    this.emptyHandlers.delete(roomId);
+    room?.setRecording(null);
     const meta = await rec.stop(endedBy);
-    await this.enqueue(meta.id);
+    this.enqueue(meta.id);
     return meta;
   }
 
@@ -155,6 +175,7 @@ export class Recordings {
 
   /** Shutdown: running recordings are stopped (their files closed) and left pending for the next start. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const rooms = [...this.active.keys()];
     await Promise.all(rooms.map((r) => this.stop(r, "shutdown").catch(() => {})));
     await this.worker?.close().catch(() => {});
