@@ -1,5 +1,6 @@
 // Records a room's composite as it is sent: the VP8 frames the encoder already made (no second
-// video encode) and the full audio mix (everyone), muxed live by one ffmpeg into Matroska with
+// video encode) and the full audio mix (everyone) as plain PCM (no live audio encode either: Opus
+// is made after the meeting, by post-processing), muxed live by one ffmpeg into Matroska with
 // short clusters. ffmpeg writes each cluster when it closes, so a file cut off by kill -9 still
 // plays up to its last ~0.5 s. A recorder child that dies is replaced by a new part file;
 // finalization joins the parts.
@@ -24,8 +25,6 @@ export interface RecorderSettings {
   width: number;
   height: number;
   fps: number;
-  /** Opus bitrate of the recorded mix, kbit/s. */
-  audioKbps: number;
   /** Folder the part files go to. */
   dir: string;
 }
@@ -34,7 +33,7 @@ export function recorderArgs(s: RecorderSettings, file: string): string[] {
   return [
     "-thread_queue_size", "512", "-probesize", "32", "-analyzeduration", "0", "-f", "ivf", "-i", "pipe:3",
     "-thread_queue_size", "512", "-f", "s16le", "-ar", String(SAMPLE_RATE), "-ac", "1", "-i", "pipe:4",
-    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "libopus", "-b:a", `${s.audioKbps}k`,
+    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le",
     "-f", "matroska", "-cluster_time_limit", String(CLUSTER_MS), "-flush_packets", "1", "-y", file,
   ];
 }
@@ -70,7 +69,7 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
       metrics.ffmpegRestarts.inc({ role: "recorder" });
       // A recorder that keeps dying at once (disk full, bad path) is retried ever more slowly.
       const lived = performance.now() - this.partStartedAt;
-      this.restartDelayMs = lived > 10_000 ? 100 : Math.min(10_000, this.restartDelayMs * 2);
+      this.restartDelayMs = lived > 1000 ? 100 : Math.min(10_000, this.restartDelayMs * 2);
       log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal, retryInMs: this.restartDelayMs, stderr: e.stderrTail.trim() });
       this.proc = undefined;
       this.restart = setTimeout(() => this.startPart(), this.restartDelayMs);

@@ -53,7 +53,7 @@ export interface Config {
   postprocessWorker: boolean;
   /** Participants may start/stop recording from the page (the REST API always can). */
   clientRecording: boolean;
-  /** Opus bitrate of the recorded full mix, kbit/s. */
+  /** Opus bitrate of the finished recording's audio (the live file holds PCM), kbit/s. */
   recordingAudioKbps: number;
   /** Post-processing also makes an MP4 (H.264 + AAC). */
   recordingMp4: boolean;

@@ -16,6 +16,7 @@ export const QUEUE_NAME = "mixroom-recordings";
 export interface PostProcessSettings {
   ffmpegPath: string;
   mp4: boolean;
+  audioKbps: number;
   /** Tries per job before it is marked failed. */
   attempts: number;
   /** First retry delay, ms; doubles each time. */
@@ -122,7 +123,7 @@ export class EmbeddedQueue implements PostProcessQueue {
   private async attempt(id: string, n: number): Promise<void> {
     const last = n >= this.s.attempts;
     try {
-      await runJob(this.store, id, { ffmpegPath: this.s.ffmpegPath, mp4: this.s.mp4, signal: this.abort.signal }, { n, last });
+      await runJob(this.store, id, { ffmpegPath: this.s.ffmpegPath, mp4: this.s.mp4, audioKbps: this.s.audioKbps, signal: this.abort.signal }, { n, last });
     } catch (err) {
       // On shutdown the job stays "processing"/"pending" and is found again at the next start.
       if (!this.closed && !last && !(err instanceof PermanentJobError)) {
@@ -190,7 +191,7 @@ export function startBullWorker(redisUrl: string, store: RecordingStore, s: Post
       const attempts = job.opts.attempts ?? 1;
       const n = job.attemptsMade + 1;
       try {
-        await runJob(store, job.data.id, { ffmpegPath: s.ffmpegPath, mp4: s.mp4 }, { n, last: n >= attempts }, (p) =>
+        await runJob(store, job.data.id, { ffmpegPath: s.ffmpegPath, mp4: s.mp4, audioKbps: s.audioKbps }, { n, last: n >= attempts }, (p) =>
           job.updateProgress(Math.round(p * 100)),
         );
       } catch (err) {

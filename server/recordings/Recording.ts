@@ -11,7 +11,6 @@ const log = logger("recording");
 
 export interface RecordingSettings {
   ffmpegPath: string;
-  audioKbps: number;
 }
 
 export class Recording {
@@ -38,7 +37,6 @@ export class Recording {
       width: meta.output.width,
       height: meta.output.height,
       fps: meta.output.fps,
-      audioKbps: s.audioKbps,
       dir: store.dirOf(meta.id),
     });
     // The recorder asks for a keyframe for each new part; the first one comes from its constructor.

@@ -30,6 +30,7 @@ export function postProcessSettings(config: Config): PostProcessSettings {
   return {
     ffmpegPath: config.ffmpegPath,
     mp4: config.recordingMp4,
+    audioKbps: config.recordingAudioKbps,
     attempts: config.jobAttempts,
     backoffMs: config.jobBackoffMs,
     lockMs: config.jobLockMs,
@@ -128,7 +129,7 @@ export class Recordings {
       };
       await this.store.create(meta);
       if (room.currentMixer !== mixer) throw new RecordingError(404, "unknown_room", `room "${roomId}" emptied`);
-      const rec = new Recording(meta, this.store, room, mixer, { ffmpegPath: this.config.ffmpegPath, audioKbps: this.config.recordingAudioKbps });
+      const rec = new Recording(meta, this.store, room, mixer, { ffmpegPath: this.config.ffmpegPath });
       this.active.set(roomId, rec);
       // The last one out ends the recording; nobody is left to press stop.
       const onEmpty = () => void this.stop(roomId, "room-empty").catch(() => {});

@@ -1,5 +1,5 @@
-// Post-processing of one recording: the live Matroska part(s) become a seekable WebM (a copy:
-// cues and duration, no re-encode), an MP4 (H.264 + AAC) for players that need it and a poster
+// Post-processing of one recording: the live Matroska part(s) become a seekable WebM (video
+// copied, the PCM mix encoded to Opus; with cues and duration), an MP4 (H.264 + AAC) for players that need it and a poster
 // JPEG. Every output is written under a temporary name and renamed when complete, so a worker
 // killed mid-job leaves nothing half-written under a real name and the job can simply run again.
 import { spawn } from "node:child_process";
@@ -12,6 +12,8 @@ export interface FinalizeSettings {
   ffmpegPath: string;
   /** Also make an MP4 (H.264 + AAC). */
   mp4: boolean;
+  /** Opus bitrate of the WebM's audio, kbit/s. */
+  audioKbps: number;
   /** Stops the running ffmpeg (shutdown); the job is left to run again. */
   signal?: AbortSignal;
 }
@@ -22,7 +24,7 @@ export class PermanentJobError extends Error {}
 export type ProgressFn = (fraction: number) => void | Promise<void>;
 
 // Share of the whole job each step takes (the H.264 encode dominates).
-const WEIGHTS = { webm: 0.1, mp4: 0.8, poster: 0.1 };
+const WEIGHTS = { webm: 0.15, mp4: 0.75, poster: 0.1 };
 
 export const FILE_TYPES: Record<string, string> = {
   "recording.webm": "video/webm",
@@ -46,7 +48,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   const tmp = (name: string) => path.join(dir, `.${name}.${process.pid}.tmp`);
   const done = async (name: string) => fs.rename(tmp(name), path.join(dir, name));
 
-  // 1. Seekable WebM: a stream copy of the part(s), one after the other.
+  // 1. Seekable WebM: the part(s) one after the other, video copied, the PCM mix to Opus.
   let input = ["-i", path.join(dir, parts[0]!)];
   if (parts.length > 1) {
     // A part cut off by its recorder's death has no duration in it: give the concat demuxer each
@@ -62,7 +64,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
     input = ["-f", "concat", "-safe", "0", "-i", list];
   }
   const share = (from: number, weight: number, total: number) => (t: number) => progress(from + weight * Math.min(1, t / total));
-  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c", "copy", "-f", "webm", "-y", tmp("recording.webm")], share(0, WEIGHTS.webm, expectedS), s.signal);
+  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c:v", "copy", "-c:a", "libopus", "-b:a", `${s.audioKbps}k`, "-f", "webm", "-y", tmp("recording.webm")], share(0, WEIGHTS.webm, expectedS), s.signal);
   await done("recording.webm");
   const webm = path.join(dir, "recording.webm");
   const duration = await probeDuration(s.ffmpegPath, webm);

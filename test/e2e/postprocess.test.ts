@@ -36,7 +36,7 @@ async function stoppedRecording(id: string, withMedia = true): Promise<Recording
   if (withMedia) {
     const r = await runFfmpeg([
       "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=30:duration=3", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:duration=3",
-      "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus", "-f", "matroska", path.join(store.dirOf(id), "live-001.mkv"),
+      "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "pcm_s16le", "-f", "matroska", path.join(store.dirOf(id), "live-001.mkv"),
     ]);
     expect(r.code, r.stderr).toBe(0);
   }
@@ -53,7 +53,7 @@ async function waitForStatus(id: string, want: string[], timeoutMs = 30_000): Pr
   }
 }
 
-const settings = (ffmpegPath: string, prefix = "unused"): PostProcessSettings => ({ ffmpegPath, mp4: true, attempts: 3, backoffMs: 300, lockMs: 5000, prefix });
+const settings = (ffmpegPath: string, prefix = "unused"): PostProcessSettings => ({ ffmpegPath, mp4: true, audioKbps: 64, attempts: 3, backoffMs: 300, lockMs: 5000, prefix });
 
 describe("embedded queue", () => {
   it("retries a failed job after a backoff and completes it", async () => {
