@@ -1,8 +1,8 @@
-// werift's per-packet cost in isolation: one "server" peer sends the same VP8 packets to n
-// receiving peers (the composite fan-out) and receives one camera-like stream back, all in this
-// process over loopback; CPU (user + system, this process) per packet sent + received.
-// Not the server: no ffmpeg, no mixer, so the figure is steady on a busy machine where the whole
-// benchmark (npm run bench) varies by ±0.1 cores.
+// werift's per-packet cost in isolation: the same VP8 packets sent over n peer connections (the
+// composite fan-out) and one camera-like stream received back, every peer in this process over
+// loopback; CPU (user + system, this process) per packet sent + received. No ffmpeg, no mixer, so
+// the figure is steadier than the whole benchmark's (npm run bench varies by ±0.1 cores); still,
+// compare interleaved runs.
 // Usage: node --import tsx bench/packetPath.ts [--receivers 4] [--seconds 10] [--rate 160] [--size 1100]
 import { parseArgs } from "node:util";
 import {
