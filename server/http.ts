@@ -35,7 +35,7 @@ export function createHttpApp(rooms: Rooms, client: ClientBundle, extra: Koa.Mid
         ctx.body = renderMetrics();
         return;
       case "/api/rooms":
-        ctx.body = rooms.all().map((r) => ({ id: r.id, participants: r.list(), layout: r.currentMixer?.layout() ?? [] }));
+        ctx.body = rooms.all().map((r) => ({ id: r.id, participants: r.list(), layout: r.currentMixer?.layout() ?? [], recording: r.state().recording }));
         return;
       case "/":
       case "/index.html":
