@@ -2,6 +2,7 @@
 // Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720] [--codec vp8]
 //                         [--out bench/results] [--idle-wait 60] [--baseline-compose xstack|overlay] [--cpu-prof]
 //                         [--talkers turns|all]  (turns: people take 2 s turns, as in a meeting; all: everyone at once)
+//                         [--record-at 9]  (at that n, also alternate recording off/on windows: the cost of recording; 0 = off)
 // Prints a table and writes <out>/cpu-<time>.json and <out>/cpu-<time>.svg (plot).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -16,6 +17,7 @@ import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts"
 import { installCleanup } from "./children.ts";
 import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
+import { formatRecordingCost, measureRecordingCost } from "./recording.ts";
 import { renderSvg } from "./plot.ts";
 import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
 import { derive, printTables, rtpCounters, rtpWindow, type BaselinePoint, type Geometry, type Point, type ServerPoint } from "./report.ts";
@@ -35,6 +37,7 @@ const { values: args } = (() => {
     "cpu-prof": { type: "boolean", default: false },
     talkers: { type: "string", default: "turns" },
     latency: { type: "string", default: "15" },
+    "record-at": { type: "string", default: "9" },
     help: { type: "boolean", short: "h", default: false },
     } });
   } catch (e) {
@@ -62,6 +65,10 @@ const compose = args["baseline-compose"] as Compose;
 const latencyS = Number(args.latency);
 if (!(latencyS >= 0)) throw new Error(`--latency: seconds of flips to measure per point (0 = off)`);
 if (args.talkers !== "turns" && args.talkers !== "all") usageError(`--talkers: turns or all`);
+const recordAt = Number(args["record-at"]);
+if (!Number.isInteger(recordAt) || recordAt < 0) usageError(`--record-at: a participant count (0 = no recording point)`);
+const RECORDING_PAIRS = 3;
+const RECORDING_WINDOW_S = 10;
 if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compose: xstack or overlay`);
 
 installCleanup();
@@ -105,6 +112,8 @@ function serverRole(root: number) {
   return (pid: number, argv: string[]): string => {
     const a = argv.join(" ");
     if (pid === root) return "node";
+    if (a.includes("-f matroska")) return "recorder";
+    if (a.includes("-progress pipe:1")) return "post-processing";
     if (a.includes("libvpx")) return "vp8 encoder";
     if (a.includes("libopus")) return "opus encoders";
     if (a.includes("-f ivf -i pipe:0")) return "tile decoders";
@@ -117,7 +126,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms 
 
 /** Progress: where the run is (set per phase), and the planned warm-up + measurement seconds still ahead. */
 let phase = "";
-let plannedLeftS = counts.length * 2 * (warmupS + durationS);
+let plannedLeftS = counts.length * 2 * (warmupS + durationS) + (counts.includes(recordAt) ? RECORDING_PAIRS * 2 * RECORDING_WINDOW_S : 0);
 const fmtS = (x: number, s = Math.round(x)) => (s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`);
 /** Sleeps `s` seconds showing progress: one line rewritten each second on a terminal, else a line every 10 s. */
 async function countdown(what: string, s: number): Promise<void> {
@@ -175,6 +184,12 @@ async function measureServer(n: number): Promise<ServerPoint> {
       otherCores: otherCores(usage, c1),
       metricsDelta,
       serverLog: server.logLines,
+      recording: n === recordAt
+        ? await measureRecordingCost({
+          url: server.url, room: "bench", serverPid: server.pid, classify: serverRole(server.pid),
+          pairs: RECORDING_PAIRS, windowS: RECORDING_WINDOW_S, countdown,
+        })
+        : undefined,
     };
   } finally {
     await Promise.all(parts.map((p) => withTimeout(p.close().catch(() => {}), 3000)));
@@ -239,6 +254,7 @@ async function main(): Promise<void> {
         `client ${s.clientCores.toFixed(2)} cores, machine ${(100 * s.usage.machineBusy).toFixed(0)}% busy (others ${s.otherCores.toFixed(2)})` +
         (s.serverLog.length ? `; server logged ${s.serverLog.length} warning(s), first: ${s.serverLog[0].slice(0, 200)}` : ""));
       log(`  by role (cores): ${fmtRoles(s.usage.byRole)}`);
+      if (s.recording) log(formatRecordingCost(n, s.recording));
       if (args["cpu-prof"]) {
         const dir = path.join(outDir, `prof-${stamp}`, `n${n}`);
         // One file per thread (tsx's loader runs in a worker): the main thread's is the largest.

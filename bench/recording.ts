@@ -14,6 +14,9 @@ export interface RecordingCost {
   nodeDeltaCores: number;
   /** The recorder ffmpeg's own CPU while recording (cores). */
   recorderCores: number;
+  /** Mean cores by role in the off and the on windows. */
+  offByRole: Record<string, number>;
+  onByRole: Record<string, number>;
 }
 
 export interface RecordingBenchOptions {
@@ -28,6 +31,10 @@ export interface RecordingBenchOptions {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+function meanByRole(us: TreeUsage[]): Record<string, number> {
+  const roles = new Set(us.flatMap((u) => Object.keys(u.byRole)));
+  return Object.fromEntries([...roles].map((r) => [r, mean(us.map((u) => u.byRole[r] ?? 0))]));
+}
 
 async function api(url: string, method: "POST" | "DELETE", room: string): Promise<{ id: string }> {
   const r = await fetch(`${url}/api/rooms/${room}/recording`, { method });
@@ -75,13 +82,18 @@ export async function measureRecordingCost(o: RecordingBenchOptions): Promise<Re
     treeDeltaCores: mean(on.map((u) => u.cores)) - mean(off.map((u) => u.cores)),
     nodeDeltaCores: mean(on.map((u) => u.rootCores)) - mean(off.map((u) => u.rootCores)),
     recorderCores: mean(on.map((u) => u.byRole.recorder ?? 0)),
+    offByRole: meanByRole(off),
+    onByRole: meanByRole(on),
   };
 }
+
+const fmt = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
 
 export function formatRecordingCost(n: number, c: RecordingCost): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   return (
     `n=${n} recording: +${pct(c.treeDeltaCores)} of a core for the whole tree (on ${mean(c.onCores).toFixed(3)} vs off ${mean(c.offCores).toFixed(3)} cores, ` +
-    `${c.windows}×${c.windowS} s alternating); recorder ffmpeg ${pct(c.recorderCores)}, node +${pct(c.nodeDeltaCores)}`
+    `${c.windows}×${c.windowS} s alternating); recorder ffmpeg ${pct(c.recorderCores)}, node +${pct(c.nodeDeltaCores)}\n` +
+    `  by role, off: ${fmt(c.offByRole)}\n  by role, on:  ${fmt(c.onByRole)}`
   );
 }

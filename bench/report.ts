@@ -4,6 +4,7 @@
 import type { LatencyResult } from "./latency.ts";
 import type { TreeUsage } from "./proctree.ts";
 import type { summariseProfile } from "./profile.ts";
+import type { RecordingCost } from "./recording.ts";
 
 type Kind = "video" | "audio";
 const KINDS: Kind[] = ["video", "audio"];
@@ -77,6 +78,8 @@ export interface ServerPoint {
   metricsDelta: Record<string, number>;
   serverLog: string[];
   profile?: ReturnType<typeof summariseProfile> & { file: string };
+  /** Recording off/on windows in the same room (only at --record-at n). */
+  recording?: RecordingCost;
 }
 
 export interface BaselinePoint {

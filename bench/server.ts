@@ -1,6 +1,8 @@
 // The server under test as a separate process (`node --import tsx server/main.ts`) on a port
 // picked here, with its ffmpeg children in its own process group.
 import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,6 +40,7 @@ export interface ServerProcess {
 
 export async function startServerProcess(o: ServerOptions): Promise<ServerProcess> {
   const port = await freePort();
+  const recordingsDir = fs.mkdtempSync(path.join(os.tmpdir(), "mixroom-bench-recordings-"));
   const url = `http://127.0.0.1:${port}`;
   const nodeArgs = o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [];
   const child: ChildProcess = spawnGroup(process.execPath, [...nodeArgs, "--import", "tsx", "server/main.ts"], {
@@ -50,6 +53,9 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
       OUTPUT_SIZE: o.size,
       LOG_LEVEL: "warn",
       MAX_PARTICIPANTS: String(Math.max(16, o.maxParticipants)),
+      // The recording point's files go to a scratch folder that stop() removes; embedded post-processing.
+      RECORDINGS_DIR: recordingsDir,
+      REDIS_URL: "",
     },
   });
   const logLines: string[] = [];
@@ -72,6 +78,7 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
       await waitExit(child, o.cpuProfDir ? 15_000 : 5000);
     }
     await reapGroup(child.pid!, child);
+    fs.rmSync(recordingsDir, { recursive: true, force: true });
   };
 
   const t0 = Date.now();
