@@ -37,7 +37,7 @@ import { gridLayout, letterbox, type Rect } from "../mixer/layout.ts";
 import { OggOpusWriter, OggPacketReader, isOpusHeaderPacket } from "../mixer/ogg.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant, VIEW_H, VIEW_W } from "../test/support/SyntheticParticipant.ts";
-import { goertzelPower } from "../test/support/tones.ts";
+import { quantile, toneEnvelope, toneOnsets } from "../test/support/tones.ts";
 
 export interface LatencyStats {
   /** Milliseconds. */
@@ -112,53 +112,11 @@ export interface LatencyOptions {
 }
 
 const SR = 48000;
-const WIN = 480; // 10 ms Goertzel window
-const HOP = 48; // 1 ms
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => undefined)]);
 
-function quantile(xs: number[], q: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
-}
-
 function stats(xs: number[]): LatencyStats {
   return { median: quantile(xs, 0.5), p95: quantile(xs, 0.95), n: xs.length };
-}
-
-/** Tone amplitude envelope: Hann-windowed Goertzel over WIN samples every HOP samples; value j is centred on j*HOP + WIN/2. */
-function toneEnvelope(pcm: Int16Array, hz: number): Float32Array {
-  const n = Math.max(0, Math.floor((pcm.length - WIN) / HOP) + 1);
-  const env = new Float32Array(n);
-  for (let j = 0; j < n; j++) env[j] = Math.sqrt(goertzelPower(pcm.subarray(j * HOP, j * HOP + WIN), SR, hz));
-  return env;
-}
-
-/**
- * Tone onsets (sample positions, sub-hop interpolated) where the envelope rises through half the
- * tone level after at least 100 ms below it. `level` defaults to the envelope's 90th percentile.
- */
-function toneOnsets(env: Float32Array, level = quantile(Array.from(env), 0.9)): number[] {
-  const thr = level / 2;
-  const quietHops = Math.round((0.1 * SR) / HOP);
-  const out: number[] = [];
-  let below = 0;
-  for (let j = 1; j < env.length; j++) {
-    if (env[j] < thr) {
-      below++;
-      continue;
-    }
-    if (below >= quietHops && env[j - 1] < thr) {
-      const frac = (thr - env[j - 1]) / (env[j] - env[j - 1]);
-      out.push((j - 1 + frac) * HOP + WIN / 2);
-    }
-    below = 0;
-  }
-  return out;
 }
 
 function s16(buf: Buffer): Int16Array {

@@ -93,6 +93,11 @@ export class Mixer {
     this.compositor.encoder.requestKeyframe(reason);
   }
 
+  /** When composite tick `tick` was composed, performance.now() ms (to line recorded audio up with it). */
+  compositeTickTime(tick: number): number {
+    return this.compositor.tickTime(tick);
+  }
+
   layout() {
     return this.compositor.layout();
   }

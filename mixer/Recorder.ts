@@ -27,6 +27,8 @@ export interface RecorderSettings {
   fps: number;
   /** Folder the part files go to. */
   dir: string;
+  /** When a composite tick was composed (performance.now() ms): audio is lined up with it. */
+  tickTime: (tick: number) => number;
 }
 
 export function recorderArgs(s: RecorderSettings, file: string): string[] {
@@ -48,6 +50,8 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
   private restartDelayMs = 100;
   private stopping = false;
   readonly parts: string[] = [];
+  /** Mix blocks (with when they were mixed) held until the part's first keyframe, ≤ 1 s. */
+  private early: { pcm: Buffer; at: number }[] = [];
   videoFrames = 0;
   audioBlocks = 0;
   droppedWrites = 0;
@@ -63,6 +67,7 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     this.proc = proc;
     this.partStartedAt = performance.now();
     this.tick0 = -1;
+    this.early = [];
     this.parts.push(name);
     proc.on("exit", (e) => {
       if (e.expected || this.stopping || this.proc !== proc) return;
@@ -91,6 +96,13 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
       if (!f.isKeyframe) return;
       this.tick0 = f.tick;
       this.write(proc, 0, ivfFileHeader({ width: this.s.width, height: this.s.height, timebaseDen: this.s.fps }));
+      if (this.write(proc, 0, ivfFrame(f.data, 0))) this.videoFrames++;
+      // The keyframe was composed an encode's time ago: the audio mixed since then starts the
+      // part's sound, so sound and picture begin at the same instant (lip sync).
+      const composedAt = this.s.tickTime(f.tick);
+      for (const b of this.early) if (b.at > composedAt && this.write(proc, 1, b.pcm)) this.audioBlocks++;
+      this.early = [];
+      return;
     }
     if (this.write(proc, 0, ivfFrame(f.data, f.tick - this.tick0))) this.videoFrames++;
   }
@@ -98,11 +110,16 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
   /** One 20 ms block of the full mix; `skipped` ticks the audio clock missed are written as silence. */
   audioBlock(pcm: Int16Array, skipped = 0): void {
     const proc = this.proc;
-    if (!proc?.alive || this.stopping || this.tick0 < 0) return;
-    if (skipped > 0) this.write(proc, 1, Buffer.alloc(Math.min(skipped, 50) * TICK_SAMPLES * 2));
+    if (!proc?.alive || this.stopping) return;
     // The mixer reuses its block: copy it, the pipe holds on to what it is given.
     const copy = Buffer.allocUnsafe(pcm.byteLength);
     copy.set(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    if (this.tick0 < 0) {
+      this.early.push({ pcm: copy, at: performance.now() });
+      if (this.early.length > 50) this.early.shift();
+      return;
+    }
+    if (skipped > 0) this.write(proc, 1, Buffer.alloc(Math.min(skipped, 50) * TICK_SAMPLES * 2));
     if (this.write(proc, 1, copy)) this.audioBlocks++;
   }
 

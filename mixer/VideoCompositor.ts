@@ -57,6 +57,11 @@ export class VideoCompositor {
   }
 
   /** The current tile of each participant, in grid order (for tests and the admin view). */
+  /** When canvas tick `tick` was composed (its clock deadline), performance.now() ms. */
+  tickTime(tick: number): number {
+    return this.clock.dueTime(tick);
+  }
+
   layout(): { participantId: string; rect: Rect }[] {
     return this.slots.filter((s) => s.rect).map((s) => ({ participantId: s.input.participantId, rect: s.rect! }));
   }

@@ -47,6 +47,11 @@ export class MediaClock {
     }
   }
 
+  /** When tick `index` is (or was) due, performance.now() ms. */
+  dueTime(index: number): number {
+    return this.start + index * this.periodMs;
+  }
+
   stop(): void {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);

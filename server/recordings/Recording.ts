@@ -38,6 +38,7 @@ export class Recording {
       height: meta.output.height,
       fps: meta.output.fps,
       dir: store.dirOf(meta.id),
+      tickTime: (tick) => mixer.compositeTickTime(tick),
     });
     // The recorder asks for a keyframe for each new part; the first one comes from its constructor.
     this.recorder.on("needKeyframe", () => mixer.requestCompositeKeyframe("recording"));

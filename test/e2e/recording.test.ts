@@ -5,13 +5,16 @@ import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import { generateFixtures } from "../../fixtures/generate.ts";
+import { FLIP_TONE_HZ, flipAudioOn, flipFixturePaths, flipVideoOn } from "../../fixtures/participants.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { probeDuration } from "../../server/recordings/finalize.ts";
 import { QUEUE_NAME } from "../../server/recordings/PostProcessQueue.ts";
 import { closeAll, joinAll, sleep, waitFor, waitForTiles } from "../support/call.ts";
 import { FFMPEG, runFfmpeg } from "../support/ffmpegRun.ts";
 import { api, download, rawGet, REDIS_URL, startRecording, stopRecording, tempDir, uniquePrefix, waitUntilDone } from "../support/recordingApi.ts";
-import { colorsOf, decodeAudio, decodeErrors, frameAt, gridColors, largestGap, packetTimes, toneLevels } from "../support/recordingMedia.ts";
+import { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
+import { quantile, toneEnvelope, toneOnsets } from "../support/tones.ts";
+import { colorsOf, decodeAudio, decodeErrors, frameAt, gridColors, largestGap, packetTimes, toneLevels, videoOnsets } from "../support/recordingMedia.ts";
 
 let server: RunningServer;
 let dir: string;
@@ -180,6 +183,52 @@ describe("a recording while ffmpeg children die", () => {
     expect(duration).toBeGreaterThan(recordedS - 1.5);
     expect(duration).toBeLessThanOrEqual(recordedS + 0.3);
     expect(gridColors(await frameAt(webm, duration - 0.5), 3)).toEqual(colorsOf(ids));
+  });
+});
+
+describe("lip sync in a recording", () => {
+  it("keeps a speaker's picture and voice together (within 100 ms, the sender's own offset taken out)", async () => {
+    // The flip participant turns its picture white and its 2400 Hz tone on together, once a second.
+    // Its own picture/sound offset is measured as it sends (a keyframe request makes its video jump).
+    const sent = { video: [] as number[], audio: [] as number[] };
+    const flip = new SyntheticParticipant({
+      url: server.url, room: "sync", name: "flip", ...flipFixturePaths(), decode: true,
+      onVideoSent: (i, at) => flipVideoOn(i) && !flipVideoOn(i - 1) && sent.video.push(at),
+      onAudioSent: (i, at) => flipAudioOn(i) && !flipAudioOn(i - 1) && sent.audio.push(at),
+    });
+    await flip.join();
+    const others = await joinAll(server, "sync", ["p1"]);
+    let id: string;
+    let t0: number;
+    let t1: number;
+    try {
+      await waitFor("two tiles", () => server.rooms.get("sync")?.currentMixer?.layout().length === 2);
+      await sleep(1500);
+      t0 = performance.now();
+      id = (await startRecording(server.url, "sync")).id;
+      await sleep(6000);
+      await stopRecording(server.url, "sync");
+      t1 = performance.now();
+    } finally {
+      await closeAll([flip, ...others]);
+    }
+    await waitUntilDone(server.url, id);
+    const webm = await download(server.url, id, "recording.webm", out);
+    const recorded = { video: await videoOnsets(webm, 0, 2), audio: toneOnsets(toneEnvelope(await decodeAudio(webm), FLIP_TONE_HZ)).map((x) => x / 48) };
+    const pairOffsets = (v: number[], a: number[]) =>
+      v.flatMap((tv) => {
+        const ta = a.reduce((best, x) => (Math.abs(x - tv) < Math.abs(best - tv) ? x : best), Infinity);
+        return Math.abs(ta - tv) <= 500 ? [tv - ta] : [];
+      });
+    // Flips repeat every second, so an offset is only known modulo 1000 ms: compare on that circle.
+    const wrap = (ms: number) => ((((ms + 500) % 1000) + 1000) % 1000) - 500;
+    const inWindow = (xs: number[]) => xs.filter((x) => x > t0 && x < t1);
+    const senderOffset = quantile(pairOffsets(inWindow(sent.video), inWindow(sent.audio)), 0.5);
+    const recordedOffsets = pairOffsets(recorded.video, recorded.audio);
+    expect(recordedOffsets.length, `flips found: video ${recorded.video.length}, audio ${recorded.audio.length}`).toBeGreaterThanOrEqual(4);
+    const syncError = quantile(recordedOffsets.map((d) => wrap(d - senderOffset)), 0.5);
+    if (process.env.DEBUG_TEST) console.log(`recording A/V: ${quantile(recordedOffsets, 0.5).toFixed(1)} ms, sender ${senderOffset.toFixed(1)} ms, error ${syncError.toFixed(1)} ms (video later if > 0)`);
+    expect(Math.abs(syncError), `picture minus sound in the recording, ms`).toBeLessThanOrEqual(100);
   });
 });
 

@@ -69,3 +69,28 @@ export function largestGap(times: number[]): number {
   for (let i = 1; i < sorted.length; i++) gap = Math.max(gap, sorted[i]! - sorted[i - 1]!);
   return gap;
 }
+
+/**
+ * Times (ms, from the file's timestamps) at which tile `tile` of an n-tile grid turns from dark to
+ * bright: every decoded frame is read with its exact presentation time.
+ */
+export async function videoOnsets(file: string, tile: number, n: number, canvas = { width: 1280, height: 720 }): Promise<number[]> {
+  const W = 128;
+  const H = 72;
+  const r = await runFfmpeg(["-i", file, "-map", "0:v", "-vf", `scale=${W}:${H},format=gray,showinfo`, "-vsync", "0", "-f", "rawvideo", "-"]);
+  if (r.code !== 0) throw new Error(`video of ${file} does not decode: ${r.stderr.slice(-500)}`);
+  const pts = [...r.stderr.matchAll(/pts_time:\s*([\d.]+)/g)].map((m) => Number(m[1]) * 1000);
+  const t = gridLayout(n, canvas.width, canvas.height)[tile]!;
+  const x0 = Math.round(((t.x + t.w * 0.35) * W) / canvas.width);
+  const x1 = Math.round(((t.x + t.w * 0.65) * W) / canvas.width);
+  const y0 = Math.round(((t.y + t.h * 0.3) * H) / canvas.height);
+  const y1 = Math.round(((t.y + t.h * 0.7) * H) / canvas.height);
+  const luma: number[] = [];
+  for (let f = 0; (f + 1) * W * H <= r.stdout.length && f < pts.length; f++) {
+    let sum = 0;
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += r.stdout[f * W * H + y * W + x]!;
+    luma.push(sum / ((x1 - x0) * (y1 - y0)));
+  }
+  const mid = (Math.min(...luma) + Math.max(...luma)) / 2;
+  return luma.flatMap((l, i) => (i > 0 && luma[i - 1]! < mid && l >= mid ? [pts[i]!] : []));
+}

@@ -54,3 +54,48 @@ export function s16leToInt16(buf: Buffer): Int16Array {
   for (let i = 0; i < n; i++) out[i] = buf.readInt16LE(i * 2);
   return out;
 }
+
+const SR = 48000;
+const WIN = 480; // 10 ms Goertzel window
+const HOP = 48; // 1 ms
+
+/** The q-quantile of xs (linear interpolation); NaN when empty. */
+export function quantile(xs: number[], q: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+/** Tone amplitude envelope of 48 kHz audio: Hann-windowed Goertzel over 10 ms every 1 ms; value j is centred on sample j*48 + 240. */
+export function toneEnvelope(pcm: Int16Array, hz: number): Float32Array {
+  const n = Math.max(0, Math.floor((pcm.length - WIN) / HOP) + 1);
+  const env = new Float32Array(n);
+  for (let j = 0; j < n; j++) env[j] = Math.sqrt(goertzelPower(pcm.subarray(j * HOP, j * HOP + WIN), SR, hz));
+  return env;
+}
+
+/**
+ * Tone onsets (sample positions, sub-hop interpolated) where the envelope rises through half the
+ * tone level after at least 100 ms below it. `level` defaults to the envelope's 90th percentile.
+ */
+export function toneOnsets(env: Float32Array, level = quantile(Array.from(env), 0.9)): number[] {
+  const thr = level / 2;
+  const quietHops = Math.round((0.1 * SR) / HOP);
+  const out: number[] = [];
+  let below = 0;
+  for (let j = 1; j < env.length; j++) {
+    if (env[j]! < thr) {
+      below++;
+      continue;
+    }
+    if (below >= quietHops && env[j - 1]! < thr) {
+      const frac = (thr - env[j - 1]!) / (env[j]! - env[j - 1]!);
+      out.push((j - 1 + frac) * HOP + WIN / 2);
+    }
+    below = 0;
+  }
+  return out;
+}
