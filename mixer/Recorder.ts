@@ -19,6 +19,8 @@ const log = logger("recorder");
 export const CLUSTER_MS = 500;
 /** A recorder pipe backed up by more than this drops media (and says so) instead of growing. */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Longest stall filled with silence (60 s); the pipe cap bounds it anyway. */
+const MAX_SILENT_TICKS = 3000;
 
 export interface RecorderSettings {
   ffmpegPath: string;
@@ -119,7 +121,8 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
       if (this.early.length > 50) this.early.shift();
       return;
     }
-    if (skipped > 0) this.write(proc, 1, Buffer.alloc(Math.min(skipped, 50) * TICK_SAMPLES * 2));
+    // Silence for every tick the clock missed keeps the sound in step with the picture.
+    if (skipped > 0) this.write(proc, 1, Buffer.alloc(Math.min(skipped, MAX_SILENT_TICKS) * TICK_SAMPLES * 2));
     if (this.write(proc, 1, copy)) this.audioBlocks++;
   }
 

@@ -3,8 +3,16 @@ import type { Config } from "./config.ts";
 import { metrics } from "./metrics.ts";
 import { Room } from "./Room.ts";
 
+/** What signaling may ask of recording (the page's record button). */
+export interface RecordingControl {
+  start(room: string): Promise<unknown>;
+  stop(room: string): Promise<unknown>;
+}
+
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
+  /** Set by the server once recording is up. */
+  recordingControl: RecordingControl | undefined;
 
   constructor(private readonly config: Config) {}
 

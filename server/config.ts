@@ -51,6 +51,8 @@ export interface Config {
   queuePrefix: string;
   /** With Redis: also run a post-processing worker inside the server (off when `npm run worker` runs elsewhere). */
   postprocessWorker: boolean;
+  /** When set, every /api request needs `Authorization: Bearer <apiToken>`. */
+  apiToken: string | undefined;
   /** Participants may start/stop recording from the page (the REST API always can). */
   clientRecording: boolean;
   /** Opus bitrate of the finished recording's audio (the live file holds PCM), kbit/s. */
@@ -176,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: redisUrl(env),
     queuePrefix: env.QUEUE_PREFIX || "mixroom",
     postprocessWorker: bool(env, "POSTPROCESS_WORKER", true),
+    apiToken: env.API_TOKEN || undefined,
     clientRecording: bool(env, "CLIENT_RECORDING", true),
     recordingAudioKbps: int(env, "RECORDING_AUDIO_KBPS", 64, 16, 256),
     recordingMp4: bool(env, "RECORDING_MP4", true),

@@ -1,4 +1,5 @@
 // The HTTP side: a thin koa app. Routes call into the domain; they do not hold it.
+import { createHash, timingSafeEqual } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +9,22 @@ import type { ClientBundle } from "./clientBundle.ts";
 import type { Rooms } from "./Rooms.ts";
 
 const clientDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "client");
+
+/** With a token configured, /api/* answers only requests that carry it (the page itself needs none). */
+export function apiAuth(token: string | undefined): Koa.Middleware {
+  const want = token ? createHash("sha256").update(token).digest() : undefined;
+  return async (ctx, next) => {
+    if (!want || !ctx.path.startsWith("/api/")) return next();
+    const got = /^Bearer (.+)$/.exec(ctx.get("Authorization"))?.[1];
+    if (!got || !timingSafeEqual(createHash("sha256").update(got).digest(), want)) {
+      ctx.status = 401;
+      ctx.set("WWW-Authenticate", 'Bearer realm="mixroom"');
+      ctx.body = { error: "unauthorized", message: "this API needs Authorization: Bearer <API_TOKEN>" };
+      return;
+    }
+    return next();
+  };
+}
 
 export function createHttpApp(rooms: Rooms, client: ClientBundle, extra: Koa.Middleware[] = []): Koa {
   const app = new Koa();

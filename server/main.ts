@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type Config } from "./config.ts";
 import { bundleClient } from "./clientBundle.ts";
-import { createHttpApp } from "./http.ts";
+import { apiAuth, createHttpApp } from "./http.ts";
 import { longPollSignaling } from "./longpoll.ts";
 import { logger, setLogLevel } from "./log.ts";
 import { recordingsApi } from "./recordings/api.ts";
@@ -31,8 +31,9 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const rooms = new Rooms(config);
   const recordings = new Recordings(rooms, config);
   await recordings.init();
+  rooms.recordingControl = recordings;
   const longPoll = longPollSignaling(rooms, config);
-  const app = createHttpApp(rooms, await bundleClient(), [longPoll.middleware, recordingsApi(recordings)]);
+  const app = createHttpApp(rooms, await bundleClient(), [apiAuth(config.apiToken), longPoll.middleware, recordingsApi(recordings)]);
   const server = http.createServer(app.callback());
   const signaling = attachWebSocketSignaling(rooms, config);
   server.on("upgrade", (req, socket, head) => {

@@ -23,8 +23,10 @@ const Candidate = z.object({
 const Leave = z.object({ type: z.literal("leave") });
 /** The client's microphone / camera state: a muted mic leaves the mix, a camera off shows the placeholder. */
 const Media = z.object({ type: z.literal("media"), audio: z.boolean(), video: z.boolean() });
+/** Start (on) or stop the room's recording from the page, where CLIENT_RECORDING allows it. */
+const Record = z.object({ type: z.literal("record"), on: z.boolean() });
 
-export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave, Media]);
+export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave, Media, Record]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type JoinMessage = z.infer<typeof Join>;
 export type CandidateInit = NonNullable<z.infer<typeof Candidate>["candidate"]>;
@@ -39,6 +41,8 @@ export type ErrorCode =
   | "room_full"
   | "bad_offer"
   | "rate_limited"
+  | "forbidden"
+  | "recording_refused"
   | "internal";
 
 export interface ParticipantInfo {
@@ -93,7 +97,7 @@ export class ProtocolError extends Error {
   }
 }
 
-const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave", "media"]);
+const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave", "media", "record"]);
 
 /** Parses one raw message; throws ProtocolError with the code the client will receive. */
 export function parseClientMessage(raw: string | Buffer, maxBytes: number): ClientMessage {

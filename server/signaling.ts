@@ -96,6 +96,19 @@ export class SignalingSession {
         this.requireParticipant("media").setMedia(msg.audio, msg.video);
         return;
       }
+      case "record": {
+        this.requireParticipant("record");
+        const control = this.rooms.recordingControl;
+        if (!this.config.clientRecording || !control) {
+          throw new ProtocolError("forbidden", "recording from the page is turned off on this server (CLIENT_RECORDING=off)");
+        }
+        try {
+          await (msg.on ? control.start(this.room!.id) : control.stop(this.room!.id));
+        } catch (err) {
+          throw new ProtocolError("recording_refused", (err as Error).message);
+        }
+        return; // everyone hears of it in the next `participants`
+      }
       case "leave": {
         this.requireParticipant("leave");
         this.leave();

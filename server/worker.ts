@@ -19,7 +19,7 @@ export async function startWorker() {
   const store = new RecordingStore(config.recordingsDir);
   await store.init();
   const worker = startBullWorker(config.redisUrl, store, postProcessSettings(config));
-  await worker.waitUntilReady();
+  await worker.worker.waitUntilReady();
   log.info("worker ready", { queue: QUEUE_NAME, recordings: config.recordingsDir, pid: process.pid });
   return worker;
 }

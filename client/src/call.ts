@@ -35,6 +35,7 @@ export interface CallEvents {
 }
 
 const PLAIN_ERRORS: Record<string, string> = {
+  forbidden: "Recording from this page is turned off on this server.",
   room_full: "This room is full. Try again later or pick another room.",
   not_joined: "The server lost track of this call; reconnecting.",
 };
@@ -119,17 +120,9 @@ export class Call {
     }
   }
 
-  /** Starts or stops the room's recording (REST); everyone, this page included, hears of it by signaling. */
-  async setRecording(on: boolean): Promise<boolean> {
-    const res = await fetch(`/api/rooms/${encodeURIComponent(this.o.room)}/recording`, { method: on ? "POST" : "DELETE" }).catch(() => undefined);
-    if (!res) {
-      this.ev.error("Cannot reach the server to change the recording.");
-      return false;
-    }
-    if (res.ok) return true;
-    const body = await res.json().catch(() => ({}));
-    this.ev.error(`Recording: ${body.message ?? res.statusText}`);
-    return false;
+  /** Asks to start or stop the room's recording; everyone, this page included, hears of it in `participants`. */
+  setRecording(on: boolean): void {
+    this.transport?.send({ type: "record", on });
   }
 
   private async negotiate(iceServers: RTCIceServer[]): Promise<void> {

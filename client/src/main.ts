@@ -91,12 +91,7 @@ $("camera").onclick = async () => {
   await call?.setCamera(!call.camOn);
   $("camera").textContent = call?.camOn ? "Camera off" : "Camera on";
 };
-$("record").onclick = async () => {
-  const b = $<HTMLButtonElement>("record");
-  b.disabled = true;
-  await call?.setRecording(!call.recording);
-  b.disabled = false;
-};
+$("record").onclick = () => call?.setRecording(!call.recording);
 $("selfview").onchange = () => {
   const v = $<HTMLVideoElement>("self");
   const on = $<HTMLInputElement>("selfview").checked;

@@ -45,6 +45,8 @@ export async function runJob(
   attempt: { n: number; last: boolean },
   onProgress?: (p: number) => Promise<void>,
 ): Promise<void> {
+  const before = await store.read(id);
+  if (before?.status === "done") return; // queued twice, or a lock that ran out on a live worker
   // attempts counts every try, including those a crash or a killed worker cut short.
   const started = await store.update(id, (m) => {
     m.status = "processing";
@@ -168,6 +170,13 @@ export class BullQueue implements PostProcessQueue {
   }
 
   async enqueue(id: string): Promise<void> {
+    // A job BullMQ gave up on while the recording is still waiting (e.g. the worker lacked the
+    // shared folder): try it again rather than let the kept failed job block the id.
+    const old = await this.queue.getJob(id);
+    if (old && (await old.isFailed())) {
+      await old.retry("failed");
+      return;
+    }
     // jobId = recording id: enqueuing twice (stop, then a restart's rediscovery) makes one job.
     await this.queue.add("finalize", { id }, {
       jobId: id,
@@ -183,15 +192,22 @@ export class BullQueue implements PostProcessQueue {
   }
 }
 
+export interface PostProcessWorker {
+  readonly worker: Worker;
+  /** Stops at once: a running job's ffmpeg is killed and the job, its lock lapsing, runs again elsewhere. */
+  close(): Promise<void>;
+}
+
 /** A BullMQ worker: in the server (POSTPROCESS_WORKER=on) or alone (`npm run worker`). */
-export function startBullWorker(redisUrl: string, store: RecordingStore, s: PostProcessSettings): Worker {
+export function startBullWorker(redisUrl: string, store: RecordingStore, s: PostProcessSettings): PostProcessWorker {
+  const abort = new AbortController();
   const worker = new Worker(
     QUEUE_NAME,
     async (job: Job<{ id: string }>) => {
       const attempts = job.opts.attempts ?? 1;
       const n = job.attemptsMade + 1;
       try {
-        await runJob(store, job.data.id, { ffmpegPath: s.ffmpegPath, mp4: s.mp4, audioKbps: s.audioKbps }, { n, last: n >= attempts }, (p) =>
+        await runJob(store, job.data.id, { ffmpegPath: s.ffmpegPath, mp4: s.mp4, audioKbps: s.audioKbps, signal: abort.signal }, { n, last: n >= attempts }, (p) =>
           job.updateProgress(Math.round(p * 100)),
         );
       } catch (err) {
@@ -210,5 +226,21 @@ export function startBullWorker(redisUrl: string, store: RecordingStore, s: Post
   );
   worker.on("error", (err) => log.warn("worker connection error", { error: err.message }));
   worker.on("stalled", (jobId) => log.warn("job stalled (its worker died?): running it again", { job: jobId }));
-  return worker;
+  // BullMQ can fail a job without our processor's last word (stalled too often): say so on disk too.
+  worker.on("failed", (job, err) => {
+    const final = err instanceof UnrecoverableError || (job && job.attemptsMade >= (job.opts.attempts ?? 1)) || /stalled/i.test(err.message);
+    if (!job || !final || abort.signal.aborted) return;
+    void store.update(job.data.id, (m) => {
+      if (m.status === "done") return;
+      m.status = "failed";
+      m.error ??= err.message;
+    }).catch(() => {});
+  });
+  return {
+    worker,
+    async close() {
+      abort.abort();
+      await worker.close(true);
+    },
+  };
 }

@@ -58,6 +58,9 @@ export function newRecordingId(room: string, now = new Date()): string {
 }
 
 export class RecordingStore {
+  /** Read-modify-writes of one recording run one after another (progress vs "done" must not cross). */
+  private readonly chains = new Map<string, Promise<unknown>>();
+
   constructor(readonly root: string) {}
 
   async init(): Promise<void> {
@@ -99,12 +102,19 @@ export class RecordingStore {
   }
 
   /** Read-modify-write; returns the new metadata, or undefined when the recording is gone. */
-  async update(id: string, change: (m: RecordingMeta) => void): Promise<RecordingMeta | undefined> {
-    const meta = await this.read(id);
-    if (!meta) return undefined;
-    change(meta);
-    await this.write(meta);
-    return meta;
+  update(id: string, change: (m: RecordingMeta) => void): Promise<RecordingMeta | undefined> {
+    const run = async () => {
+      const meta = await this.read(id);
+      if (!meta) return undefined;
+      change(meta);
+      await this.write(meta);
+      return meta;
+    };
+    const next = (this.chains.get(id) ?? Promise.resolve()).then(run, run);
+    const tail = next.catch(() => {});
+    this.chains.set(id, tail);
+    void tail.then(() => this.chains.get(id) === tail && this.chains.delete(id));
+    return next;
   }
 
   /** Every recording in the directory, newest first. Folders without readable metadata are skipped. */

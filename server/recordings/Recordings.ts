@@ -128,7 +128,10 @@ export class Recordings {
         attempts: 0,
       };
       await this.store.create(meta);
-      if (room.currentMixer !== mixer) throw new RecordingError(404, "unknown_room", `room "${roomId}" emptied`);
+      if (room.currentMixer !== mixer) {
+        await this.store.remove(meta.id);
+        throw new RecordingError(404, "unknown_room", `room "${roomId}" emptied`);
+      }
       const rec = new Recording(meta, this.store, room, mixer, { ffmpegPath: this.config.ffmpegPath });
       this.active.set(roomId, rec);
       // The last one out ends the recording; nobody is left to press stop.
@@ -177,9 +180,10 @@ export class Recordings {
   /** Shutdown: running recordings are stopped (their files closed) and left pending for the next start. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    // The worker first, so it does not start on the recordings stopped below.
+    await this.worker?.close().catch(() => {});
     const rooms = [...this.active.keys()];
     await Promise.all(rooms.map((r) => this.stop(r, "shutdown").catch(() => {})));
-    await this.worker?.close().catch(() => {});
     await this.queue.close().catch(() => {});
   }
 }

@@ -36,7 +36,7 @@ export function recordingsApi(recordings: Recordings): Koa.Middleware {
     const meta = await store.read(id!);
     if (!meta) return fail(ctx, 404, "unknown_recording", `no recording "${id}"`);
     const st = await fs.stat(file).catch(() => undefined);
-    if (!st?.isFile() || name!.startsWith(".") || name === "recording.json") {
+    if (!st?.isFile() || !(name! in FILE_TYPES)) {
       return fail(ctx, 404, "unknown_file", `recording "${id}" has no file "${name}" (status ${meta.status})`);
     }
     const range = parseRange(ctx.get("Range") || undefined, st.size);
@@ -108,7 +108,8 @@ export function recordingsApi(recordings: Recordings): Koa.Middleware {
     for (const r of routes) {
       const m = r.re.exec(ctx.path);
       if (!m) continue;
-      const handler = r.methods[ctx.method];
+      // HEAD wherever GET works (koa sends the headers without the body).
+      const handler = r.methods[ctx.method] ?? (ctx.method === "HEAD" ? r.methods.GET : undefined);
       if (!handler) {
         ctx.set("Allow", Object.keys(r.methods).join(", "));
         return fail(ctx, 405, "method_not_allowed", `${ctx.method} is not allowed here (allowed: ${Object.keys(r.methods).join(", ")})`);

@@ -21,6 +21,11 @@ export interface FinalizeSettings {
 /** A job that can never succeed (nothing recorded, recording deleted): not worth a retry. */
 export class PermanentJobError extends Error {}
 
+/** A temporary output untouched this long belongs to no running ffmpeg. */
+const STALE_TMP_MS = 60_000;
+/** An ffmpeg that reports no progress for this long is taken for hung and killed (the job retries). */
+const QUIET_LIMIT_MS = 120_000;
+
 export type ProgressFn = (fraction: number) => void | Promise<void>;
 
 // Share of the whole job each step takes (the H.264 encode dominates).
@@ -36,8 +41,12 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   const meta = await store.read(id);
   if (!meta) throw new PermanentJobError(`recording ${id} no longer exists`);
   const dir = store.dirOf(id);
-  // A worker killed mid-job leaves its temporary outputs: they are of no use to this try.
-  for (const f of await fs.readdir(dir)) if (/^\..+\.tmp$/.test(f)) await fs.rm(path.join(dir, f), { force: true });
+  // A worker killed mid-job leaves its temporary outputs behind; ffmpeg keeps a live one's fresh.
+  for (const f of await fs.readdir(dir)) {
+    if (!/\.tmp$/.test(f)) continue;
+    const st = await fs.stat(path.join(dir, f)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > STALE_TMP_MS) await fs.rm(path.join(dir, f), { force: true });
+  }
   const parts: string[] = [];
   for (const p of meta.parts) {
     const st = await fs.stat(path.join(dir, p)).catch(() => undefined);
@@ -103,8 +112,9 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
     delete m.error;
   });
   if (!finished) throw new PermanentJobError(`recording ${id} was deleted while it was processed`);
-  // The WebM holds the same media as the live parts (a copy), so they go.
+  // The WebM holds the same media as the live parts, so they go, with any try's leftovers.
   for (const p of [...meta.parts, "parts.txt"]) await fs.rm(path.join(dir, p), { force: true });
+  for (const f of await fs.readdir(dir)) if (f.endsWith(".tmp")) await fs.rm(path.join(dir, f), { force: true });
   return finished;
 }
 
@@ -128,14 +138,21 @@ export function runFfmpeg(ffmpegPath: string, args: string[], onTime: (seconds: 
     }
     let stderr = "";
     let lineBuf = "";
+    const quiet = setTimeout(function hung() {
+      stderr += `\nno progress for ${QUIET_LIMIT_MS / 1000} s: killed`;
+      child.kill("SIGKILL");
+    }, QUIET_LIMIT_MS);
+    child.on("exit", () => clearTimeout(quiet));
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     child.stdout.on("data", (d: Buffer) => {
+      quiet.refresh();
       lineBuf += d.toString();
       const lines = lineBuf.split("\n");
       lineBuf = lines.pop()!;
       for (const line of lines) {
         const m = /^out_time_(?:us|ms)=(\d+)/.exec(line);
-        if (m) void onTime(Number(m[1]) / 1e6);
+        // A failing progress report (Redis away, job removed) must not fail the job, let alone the process.
+        if (m) Promise.resolve(Number(m[1]) / 1e6).then(onTime).catch(() => {});
       }
     });
     child.on("error", reject);

@@ -42,6 +42,7 @@ describe("loadConfig defaults", () => {
       recordingsDir: path.resolve("recordings"),
       redisUrl: undefined,
       queuePrefix: "mixroom",
+      apiToken: undefined,
       postprocessWorker: true,
       clientRecording: true,
       recordingAudioKbps: 64,
