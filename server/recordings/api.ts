@@ -36,7 +36,7 @@ export function recordingsApi(recordings: Recordings): Koa.Middleware {
     const meta = await store.read(id!);
     if (!meta) return fail(ctx, 404, "unknown_recording", `no recording "${id}"`);
     const st = await fs.stat(file).catch(() => undefined);
-    if (!st?.isFile() || !(name! in FILE_TYPES)) {
+    if (!st?.isFile() || !Object.hasOwn(FILE_TYPES, name!)) {
       return fail(ctx, 404, "unknown_file", `recording "${id}" has no file "${name}" (status ${meta.status})`);
     }
     const range = parseRange(ctx.get("Range") || undefined, st.size);
@@ -45,20 +45,17 @@ export function recordingsApi(recordings: Recordings): Koa.Middleware {
       ctx.set("Content-Range", `bytes */${st.size}`);
       return fail(ctx, 416, "bad_range", range.message);
     }
-    ctx.type = FILE_TYPES[name!] ?? "application/octet-stream";
+    ctx.type = FILE_TYPES[name!]!;
     ctx.set("Content-Disposition", `inline; filename="${id}-${name}"`);
     const [start, end] = range.kind === "range" ? [range.start, range.end] : [0, st.size - 1];
     if (range.kind === "range") {
       ctx.status = 206;
       ctx.set("Content-Range", `bytes ${start}-${end}/${st.size}`);
     }
-    ctx.length = st.size === 0 ? 0 : end - start + 1;
-    if (ctx.method === "HEAD" || st.size === 0) {
-      ctx.body = "";
-      ctx.length = st.size === 0 ? 0 : end - start + 1;
-      return;
-    }
-    ctx.body = createReadStream(file, { start, end });
+    const length = st.size === 0 ? 0 : end - start + 1;
+    // HEAD: the same headers, no body (koa would drop a stream's body but leave the file open).
+    ctx.body = ctx.method === "HEAD" || length === 0 ? "" : createReadStream(file, { start, end });
+    ctx.length = length;
   };
 
   const routes: Route[] = [

@@ -112,6 +112,11 @@ describe("recording a three-person call (BullMQ on Redis)", () => {
     expect(Buffer.from(await r.arrayBuffer()).equals(whole.subarray(100, 1100))).toBe(true);
     const tail = await fetch(`${server.url}/api/recordings/${id}/files/recording.webm`, { headers: { Range: "bytes=-10" } });
     expect(Buffer.from(await tail.arrayBuffer()).equals(whole.subarray(whole.length - 10))).toBe(true);
+    const head = await fetch(`${server.url}/api/recordings/${id}/files/recording.webm`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String(whole.length));
+    expect(head.headers.get("accept-ranges")).toBe("bytes");
+    expect((await fetch(`${server.url}/api/recordings/${id}`, { method: "HEAD" })).status).toBe(200);
   });
 });
 
