@@ -56,21 +56,19 @@ export async function runJob(
   if (!started) throw new PermanentJobError(`recording ${id} no longer exists`);
   log.info("post-processing", { recording: id, attempt: attempt.n });
   let lastWrite = 0;
-  let writing: Promise<unknown> = Promise.resolve();
+  // The store runs one recording's updates in call order, so these never overtake "done".
   const progress = async (p: number) => {
     const now = Date.now();
     if (p < 1 && now - lastWrite < 500) return;
     lastWrite = now;
-    writing = writing.then(() => store.update(id, (m) => (m.progress = Math.round(p * 1000) / 1000)).catch(() => {}));
+    void store.update(id, (m) => (m.progress = Math.round(p * 1000) / 1000)).catch(() => {});
     await onProgress?.(p);
   };
   try {
     await finalizeRecording(store, id, s, progress);
-    await writing;
     metrics.recordingJobs.inc({ result: "done" });
     log.info("recording finalized", { recording: id, attempt: attempt.n });
   } catch (err) {
-    await writing;
     if (s.signal?.aborted) throw err; // shutdown, not a failure: left "processing" for the next start
     const message = (err as Error).message;
     const permanent = err instanceof PermanentJobError;
