@@ -6,12 +6,29 @@
 // "overlay" chains overlay filters on a black canvas, which in ffmpeg 4.1 costs ~0.2 cores
 // per full 720p frame (it blends per pixel) and so makes a much heavier baseline.
 import type { ChildProcess } from "node:child_process";
+import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
+import { FFMPEG_MALLOC_ENV } from "../mixer/FfmpegProcess.ts";
 import { gridLayout, type Rect } from "../mixer/layout.ts";
 import type { Config } from "../server/config.ts";
 import { spawnGroup, reapGroup } from "./children.ts";
 
+/** vp8 / h264: every receiver on that codec at the top rung; mixed: VP8, half the receivers on the half-size rung. */
+export type BenchCodec = "vp8" | "h264" | "mixed";
+
 /** The server's own encode settings, so the baseline encodes exactly what the server does. */
-export type EncodeSettings = Pick<Config, "width" | "height" | "fps" | "videoKbps" | "audioKbps" | "keyframeIntervalS">;
+export type EncodeSettings = Pick<Config, "width" | "height" | "fps" | "videoKbps" | "audioKbps" | "keyframeIntervalS" | "vp8CpuUsed"> & {
+  codec?: BenchCodec;
+  /** The half-size rung (mixed). */
+  half?: { width: number; height: number; kbps: number };
+};
+
+/** The same encoder settings as CompositeEncoder's (realtime, one thread). */
+function videoEncoder(codec: "vp8" | "h264", kbps: number, s: EncodeSettings): string[] {
+  const rate = ["-b:v", `${kbps}k`, "-maxrate", `${kbps}k`, "-bufsize", `${kbps}k`, "-g", String(s.keyframeIntervalS * s.fps)];
+  return codec === "h264"
+    ? ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline", "-level", "3.1", "-threads", "1", ...rate, "-x264-params", "scenecut=0:sliced-threads=0"]
+    : ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", String(s.vp8CpuUsed ?? VP8_CPU_USED), "-threads", "1", ...rate, "-auto-alt-ref", "0", "-lag-in-frames", "0", "-error-resilient", "1"];
+}
 
 /** Same filter as TileDecoder's. */
 export function tileFilter(w: number, h: number): string {
@@ -55,22 +72,25 @@ function videoGraph(n: number, s: EncodeSettings, compose: Compose): string[] {
 
 export function baselineArgs(inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose = "xstack"): string[] {
   const n = inputs.length;
-  const loop = (f: string) => ["-stream_loop", "-1", "-re", "-i", f];
+  // FLV (the H.264 fixtures) stamps frames in ms and reports a 1 kHz rate: read them as the 30 fps they are.
+  const loop = (f: string) => ["-stream_loop", "-1", "-re", ...(f.endsWith(".flv") ? ["-r", String(s.fps)] : []), "-i", f];
   const graph = videoGraph(n, s, compose);
   const audioIn = inputs.map((_, i) => `[${n + i}:a]`).join("");
   graph.push(n === 1 ? `${audioIn}anull[aout]` : `${audioIn}amix=inputs=${n}:duration=longest[aout]`);
-  const kbps = `${s.videoKbps}k`;
+  // mixed: the composed canvas also scaled to the half-size rung and encoded a second time, in the same process (as the server does).
+  const half = s.codec === "mixed" && n > 1 && s.half ? s.half : undefined;
+  if (half) graph[graph.length - 2] = graph[graph.length - 2]!.replace(/\[vout\]$/, "[vmix]") + `;[vmix]split=2[vout][vfull];[vfull]scale=${half.width}:${half.height}:flags=fast_bilinear[vhalf]`;
+  const codec = s.codec === "h264" ? "h264" : "vp8";
   return [
     "-hide_banner", "-nostdin", "-loglevel", "error",
     ...inputs.flatMap((x) => loop(x.video)),
     ...inputs.flatMap((x) => loop(x.audio)),
     "-filter_complex", graph.join(";"),
     "-map", "[vout]", "-map", "[aout]",
-    "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
-    "-b:v", kbps, "-maxrate", kbps, "-bufsize", kbps,
-    "-g", String(s.keyframeIntervalS * s.fps), "-auto-alt-ref", "0", "-lag-in-frames", "0", "-error-resilient", "1",
+    ...videoEncoder(codec, s.videoKbps, s),
     "-c:a", "libopus", "-b:a", `${s.audioKbps}k`, "-frame_duration", "20", "-application", "voip", "-ac", "1", "-ar", "48000",
     "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+    ...(half ? ["-map", "[vhalf]", ...videoEncoder("vp8", half.kbps, s), "-f", "null", "-"] : []),
   ];
 }
 
@@ -82,7 +102,9 @@ export interface BaselineProcess {
 }
 
 export function startBaseline(ffmpegPath: string, inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose): BaselineProcess {
-  const child: ChildProcess = spawnGroup(ffmpegPath, baselineArgs(inputs, s, compose), { stdio: ["ignore", "pipe", "pipe"] });
+  // The same malloc settings as the server's ffmpeg children: the baseline is ffmpeg at its best.
+  const env = { ...process.env, ...FFMPEG_MALLOC_ENV };
+  const child: ChildProcess = spawnGroup(ffmpegPath, baselineArgs(inputs, s, compose), { stdio: ["ignore", "pipe", "pipe"], env });
   let frames = 0;
   let stderr = "";
   let stopping = false;

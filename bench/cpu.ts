@@ -1,8 +1,10 @@
 // CPU benchmark: the server (Node + every ffmpeg child) vs ffmpeg alone doing the same media work.
-// Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720] [--codec vp8]
+// Usage: npm run bench -- [--participants 1,2,4,9] [--duration 20] [--warmup 4] [--size 1280x720] [--codec vp8|h264|mixed]
+//                         (h264: every camera and composite H.264; mixed: VP8 with half the receivers on the half-size rung)
 //                         [--out bench/results] [--idle-wait 60] [--baseline-compose xstack|overlay] [--cpu-prof]
 //                         [--talkers turns|all]  (turns: people take 2 s turns, as in a meeting; all: everyone at once)
 //                         [--record-at 9]  (at that n, also alternate recording off/on windows: the cost of recording; 0 = off)
+//                         [--layout grid|speaker] [--labels on|off]  (the room's layout and name labels)
 // Prints a table and writes <out>/cpu-<time>.json and <out>/cpu-<time>.svg (plot).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -10,10 +12,10 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { generateFixtures } from "../fixtures/generate.ts";
-import { FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH, PARTICIPANTS, fixturePaths, turnsAudioPath } from "../fixtures/participants.ts";
+import { FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH, PARTICIPANTS, fixturePaths, h264FixturePath, turnsAudioPath } from "../fixtures/participants.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
-import { startBaseline, type Compose, type EncodeSettings } from "./baseline.ts";
+import { startBaseline, type BenchCodec, type Compose, type EncodeSettings } from "./baseline.ts";
 import { installCleanup } from "./children.ts";
 import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
@@ -36,6 +38,8 @@ const { values: args } = (() => {
     "baseline-compose": { type: "string", default: "xstack" },
     "cpu-prof": { type: "boolean", default: false },
     talkers: { type: "string", default: "turns" },
+    layout: { type: "string", default: "grid" },
+    labels: { type: "string", default: "on" },
     latency: { type: "string", default: "15" },
     "record-at": { type: "string", default: "9" },
     help: { type: "boolean", short: "h", default: false },
@@ -60,12 +64,14 @@ const sizeMatch = /^(\d+)x(\d+)$/.exec(args.size);
 if (!counts.length || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 100)) usageError(`--participants: expected e.g. 1,2,4,9`);
 if (!(durationS > 0) || !(warmupS >= 0)) usageError(`--duration/--warmup: expected seconds`);
 if (!sizeMatch) usageError(`--size: expected WxH, e.g. 1280x720`);
-if (args.codec.toLowerCase() !== "vp8") usageError(`--codec: only vp8 is supported for now (the server encodes the composite with libvpx VP8), got "${args.codec}"`);
+const codec = args.codec.toLowerCase() as BenchCodec;
+if (!["vp8", "h264", "mixed"].includes(codec)) usageError(`--codec: vp8, h264 or mixed, got "${args.codec}"`);
 const compose = args["baseline-compose"] as Compose;
-const latencyS = Number(args.latency);
+const latencyS = codec === "vp8" ? Number(args.latency) : 0;
 if (!(latencyS >= 0)) throw new Error(`--latency: seconds of flips to measure per point (0 = off)`);
 if (args.talkers !== "turns" && args.talkers !== "all") usageError(`--talkers: turns or all`);
-const recordAt = Number(args["record-at"]);
+// The recording point and the latency flips are VP8 measurements: only in the VP8 run.
+const recordAt = codec === "vp8" ? Number(args["record-at"]) : 0;
 if (!Number.isInteger(recordAt) || recordAt < 0) usageError(`--record-at: a participant count (0 = no recording point)`);
 const RECORDING_PAIRS = 3;
 const RECORDING_WINDOW_S = 10;
@@ -73,9 +79,19 @@ if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compos
 
 installCleanup();
 const config = loadConfig({ ...process.env, OUTPUT_SIZE: args.size });
+/** mixed: a two-rung ladder, the half-size rung for the receivers that ask for `low`. */
+const half = config.outputRungs[1]!;
+if (!["grid", "speaker"].includes(args.layout!) || !["on", "off"].includes(args.labels!)) usageError("--layout grid|speaker, --labels on|off");
+const serverEnv: Record<string, string> = {
+  ...(codec === "mixed" ? { OUTPUT_RUNGS: `${config.width}x${config.height}:${config.videoKbps},${half.width}x${half.height}:${half.kbps}` } : {}),
+  // The room's layout and labels (the cost of speaker view and labels: compare with --layout grid --labels off).
+  LAYOUT: args.layout!, LABELS: args.labels!,
+};
+const codecLabel = codec === "h264" ? "H.264" : codec === "mixed" ? `VP8 (half the receivers on ${half.width}x${half.height})` : "VP8";
 const enc: EncodeSettings = {
   width: config.width, height: config.height, fps: config.fps,
-  videoKbps: config.videoKbps, audioKbps: config.audioKbps, keyframeIntervalS: config.keyframeIntervalS,
+  videoKbps: config.videoKbps, audioKbps: config.audioKbps, keyframeIntervalS: config.keyframeIntervalS, vp8CpuUsed: config.vp8CpuUsed,
+  codec, half,
 };
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 const outDir = path.resolve(ROOT, args.out);
@@ -90,7 +106,8 @@ const inputsFor = (n: number) =>
   Array.from({ length: n }, (_, k) => {
     const id = PARTICIPANTS[k % PARTICIPANTS.length].id;
     const f = fixturePaths(id, "pattern");
-    return args.talkers === "turns" ? { ...f, audio: turnsAudioPath(id) } : f;
+    const v = codec === "h264" ? { video: h264FixturePath(id, "pattern") } : {};
+    return { ...f, ...v, ...(args.talkers === "turns" ? { audio: turnsAudioPath(id) } : {}) };
   });
 /** On a shared machine, waits (up to --idle-wait s) until other processes use under 0.2 cores. */
 async function waitIdle(what: string): Promise<void> {
@@ -114,9 +131,11 @@ function serverRole(root: number) {
     if (pid === root) return "node";
     if (a.includes("-f matroska")) return "recorder";
     if (a.includes("-progress pipe:1")) return "post-processing";
-    if (a.includes("libvpx")) return "vp8 encoder";
+    const rung = a.includes("split=") ? " (all rungs)" : a.includes("-vf scale=") ? " (lower rung)" : "";
+    if (a.includes("libvpx")) return `vp8 encoder${rung}`;
+    if (a.includes("libx264")) return `h264 encoder${rung}`;
     if (a.includes("libopus")) return "opus encoders";
-    if (a.includes("-f ivf -i pipe:0")) return "tile decoders";
+    if (a.includes("-f ivf -i pipe:0") || a.includes("-f h264 -i pipe:0")) return "tile decoders";
     if (a.includes("-f ogg -i pipe:0")) return "opus decoders";
     return argv[0]?.split("/").pop() ?? "?";
   };
@@ -145,11 +164,15 @@ async function countdown(what: string, s: number): Promise<void> {
 async function measureServer(n: number): Promise<ServerPoint> {
   const profDir = args["cpu-prof"] ? path.join(outDir, `prof-${stamp}`, `n${n}`) : undefined;
   if (profDir) fs.mkdirSync(profDir, { recursive: true });
-  const server = await startServerProcess({ size: args.size, maxParticipants: n, cpuProfDir: profDir });
+  const server = await startServerProcess({ size: args.size, maxParticipants: n, cpuProfDir: profDir, env: serverEnv });
   const parts: SyntheticParticipant[] = [];
   try {
     for (const [k, fx] of inputsFor(n).entries()) {
-      const p = new SyntheticParticipant({ url: server.url, room: "bench", name: `bench-${k}`, ...fx, decode: false });
+      const p = new SyntheticParticipant({
+        url: server.url, room: "bench", name: `bench-${k}`, ...fx, decode: false,
+        ...(codec === "h264" ? { videoCodec: "h264" as const } : {}),
+        ...(codec === "mixed" && k % 2 === 1 ? { quality: "low" as const } : {}),
+      });
       parts.push(p);
       if (tty) process.stdout.write(`\r\x1b[K${phase}: joining ${k + 1}/${n}`);
       await p.join();
@@ -232,7 +255,7 @@ async function main(): Promise<void> {
   const missing = inputsFor(Math.min(8, Math.max(...counts))).flatMap((f) => [f.video, f.audio]).filter((f) => !fs.existsSync(f));
   if (missing.length) throw new Error(`fixtures missing after generation (run \`npm run fixtures\`): ${missing.join(", ")}`);
   const cpus = os.cpus();
-  log(`bench: ${cpus.length} x ${cpus[0]?.model ?? "?"}; ${args.size}@${enc.fps} VP8 ${enc.videoKbps}k; ` +
+  log(`bench: ${cpus.length} x ${cpus[0]?.model ?? "?"}; ${args.size}@${enc.fps} ${codecLabel} ${enc.videoKbps}k; ` +
     `n = ${counts.join(",")}; baseline composes with ${compose}; ${warmupS} s warm-up + ${durationS} s measured per point; ${version}`);
   if (args["cpu-prof"]) log(`note: --cpu-prof is on; server CPU figures include the profiler's overhead`);
 
@@ -310,18 +333,18 @@ async function main(): Promise<void> {
   const report = {
     startedAt: new Date().toISOString(),
     machine: { cpuModel: cpus[0]?.model, cpus: cpus.length, memoryMB: Math.round(os.totalmem() / 2 ** 20), os: `${os.type()} ${os.release()}`, node: process.version, clkTck: CLK_TCK },
-    settings: { participants: counts, durationS, warmupS, size: args.size, codec: "vp8", ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
+    settings: { participants: counts, durationS, warmupS, size: args.size, codec, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
     geometry,
     points,
     derived,
   };
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
-  const caption = `${args.size}@${enc.fps} VP8 ${enc.videoKbps}k, talkers ${args.talkers}, baseline ${compose}, ${durationS} s per point; ` +
+  const caption = `${args.size}@${enc.fps} ${codecLabel} ${enc.videoKbps}k, talkers ${args.talkers}, baseline ${compose}, ${durationS} s per point; ` +
     `${cpus.length} x ${cpus[0]?.model ?? "?"}; ${report.startedAt.slice(0, 16)}`;
   fs.writeFileSync(svgFile, renderSvg(derived, caption));
   log(`\nwrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), svgFile)}`);
-  log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size}` +
-    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers}`);
+  log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size} --codec ${codec}` +
+    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers} --layout ${args.layout} --labels ${args.labels}`);
   if (points.some((p) => p.errors.length)) process.exitCode = 1;
 }
 

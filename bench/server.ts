@@ -27,6 +27,10 @@ export interface ServerOptions {
   maxParticipants: number;
   /** Write a V8 CPU profile (.cpuprofile) of the server into this directory on exit. */
   cpuProfDir?: string;
+  /** More environment for the server (e.g. OUTPUT_RUNGS). */
+  env?: Record<string, string>;
+  /** One node of a cluster: it announces its own URL in this Redis under this prefix. */
+  cluster?: { redisUrl: string; prefix: string };
 }
 
 export interface ServerProcess {
@@ -53,9 +57,14 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
       OUTPUT_SIZE: o.size,
       LOG_LEVEL: "warn",
       MAX_PARTICIPANTS: String(Math.max(16, o.maxParticipants)),
+      // Every synthetic participant comes from 127.0.0.1: the per-address caps must not count them out.
+      MAX_JOINS_PER_IP: String(Math.max(24, o.maxParticipants + 8)),
+      MAX_PARTICIPANTS_TOTAL: String(Math.max(64, o.maxParticipants + 8)),
       // The recording point's files go to a scratch folder that stop() removes; embedded post-processing.
       RECORDINGS_DIR: recordingsDir,
       REDIS_URL: "",
+      ...(o.cluster ? { REDIS_URL: o.cluster.redisUrl, NODE_URL: url, CLUSTER_PREFIX: o.cluster.prefix, QUEUE_PREFIX: o.cluster.prefix, NODE_MAX_CPU: "1", POSTPROCESS_WORKER: "off" } : {}),
+      ...o.env,
     },
   });
   const logLines: string[] = [];

@@ -3,8 +3,9 @@
 // who is silent hears the same full mix, from ONE shared encoder (their own voice is not in it).
 // Talk state has a 2 s hold so listeners do not flip between encoders within a sentence.
 import { EventEmitter } from "node:events";
-import { logger } from "../server/log.ts";
-import { metrics } from "../server/metrics.ts";
+import { logger } from "../telemetry/log.ts";
+import { metrics } from "../telemetry/metrics.ts";
+import { Floor, VoiceActivity, type VoiceSettings } from "./voiceActivity.ts";
 import { MediaClock } from "./clock.ts";
 import { OpusDecoder, TickedOpusEncoder } from "./AudioCodecs.ts";
 import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
@@ -20,6 +21,7 @@ export const TALK_HOLD_MS = 2000;
 export interface AudioSettings {
   ffmpegPath: string;
   kbps: number;
+  voice?: VoiceSettings;
 }
 
 interface Member {
@@ -28,40 +30,53 @@ interface Member {
   pcm: PcmBuffer;
   block: Int16Array;
   hasBlock: boolean;
-  encoder: TickedOpusEncoder;
+  /** Its own mix-minus encoder, for when it talks; none for someone who sends no audio. */
+  encoder: TickedOpusEncoder | undefined;
   out: Int16Array;
   lastSeq: number | undefined;
   onPacket: (opus: Buffer, samples: number) => void;
   muted: boolean;
   lastTalkAt: number;
+  /** Speaking, as the highlight and the speaker layout see it (sustained voice, hold, hysteresis). */
+  voice: VoiceActivity;
   /** Which encoder serves this listener at each recent tick. */
   route: Map<number, "own" | "general">;
 }
 
-/** fullMix: every tick's mix of everyone, and how many ticks the clock skipped before it (for recording). */
-export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> {
+/**
+ * fullMix: every tick's mix of everyone, how many ticks the clock skipped before it, and when the tick
+ * was due (performance.now() ms; for recording).
+ * speaking: a participant started or stopped speaking. floor: the active speaker changed.
+ */
+export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, number]; speaking: [string, boolean]; floor: [string | undefined] }> {
   private readonly members = new Map<string, Member>();
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
-  private readonly clock = new MediaClock(20, (t) => this.tick(t.skipped));
+  private readonly clock = new MediaClock(20, (t) => this.tick(t.skipped, t.due));
   private general: TickedOpusEncoder | undefined;
+  private readonly floor: Floor;
+  private readonly speakerLevels = new Map<string, number>();
   ticks = 0;
 
   constructor(private readonly s: AudioSettings) {
     super();
+    this.floor = new Floor(s.voice);
     this.clock.begin();
   }
 
-  /** Adds a participant: a speaker (its Opus in) and a listener (its mix out, via onPacket). */
-  add(id: string, onPacket: (opus: Buffer, samples: number) => void): void {
-    // The own encoder is started now (an idle child costs no CPU) so talking starts without a spawn delay.
-    const encoder = new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps);
+  /**
+   * Adds a participant: a listener (its mix out, via onPacket) and, when it sends a mic, a speaker
+   * (its Opus in). Someone without a mic never talks, so it only ever hears the shared full mix.
+   */
+  add(id: string, speaker: boolean, onPacket: (opus: Buffer, samples: number) => void): void {
+    // A speaker's own encoder is started now (an idle child costs no CPU) so talking starts without a spawn delay.
+    const encoder = speaker ? new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps) : undefined;
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
-      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, muted: false, lastTalkAt: -Infinity, route: new Map(),
+      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(),
     };
-    encoder.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
-    encoder.on("died", () => this.encoderDied(m.id));
+    encoder?.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
+    encoder?.on("died", () => this.encoderDied(m.id));
     this.members.set(id, m);
     this.general ??= this.startGeneral();
   }
@@ -96,7 +111,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
   /** An Opus RTP packet from participant `id`. Late (reordered) packets are dropped. */
   pushRtp(id: string, rtp: { header: { sequenceNumber: number }; payload: Buffer }): void {
     const m = this.members.get(id);
-    if (!m) return;
+    if (!m?.encoder) return; // not a speaker: its offer sends no audio, so nothing of it is decoded
     const seq = rtp.header.sequenceNumber;
     if (m.lastSeq !== undefined) {
       const delta = (seq - m.lastSeq + 0x10000) & 0xffff;
@@ -116,11 +131,27 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
     if (!m) return;
     this.members.delete(id);
     m.decoder?.close();
-    m.encoder.close();
+    m.encoder?.close();
+    if (m.voice.speaking) this.emit("speaking", id, false);
+    this.speakerLevels.delete(id);
+    if (this.floor.holder === id) {
+      this.floor.release(id);
+      this.emit("floor", undefined);
+    }
     if (!this.members.size) {
       this.general?.close();
       this.general = undefined;
     }
+  }
+
+  /** Who is speaking now (the highlight's view: sustained voice, with hold). */
+  get speaking(): string[] {
+    return [...this.speakerLevels.keys()];
+  }
+
+  /** The active speaker (the speaker layout's large tile), if anyone has spoken. */
+  get floorHolder(): string | undefined {
+    return this.floor.holder;
   }
 
   /** Listeners currently served by their own mix-minus encoder (the talkers). */
@@ -129,7 +160,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
     return [...this.members.values()].filter((m) => now - m.lastTalkAt < TALK_HOLD_MS).map((m) => m.id);
   }
 
-  private tick(skipped: number): void {
+  private tick(skipped: number, due: number): void {
     const tick = ++this.ticks;
     // Ticks lost to an event-loop stall are dropped from every input, or they would stay as delay.
     if (skipped) for (const m of this.members.values()) m.pcm.discard(skipped * TICK_SAMPLES);
@@ -138,9 +169,15 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
     for (const m of this.members.values()) {
       m.hasBlock = m.pcm.take(m.block) && !m.muted;
       if (!m.hasBlock && m.decoder) metrics.audioUnderruns.inc();
-      if (m.hasBlock && blockLevelDb(m.block) > TALK_THRESHOLD_DB) m.lastTalkAt = now;
+      const level = m.hasBlock ? blockLevelDb(m.block) : -Infinity;
+      if (level > TALK_THRESHOLD_DB) m.lastTalkAt = now;
+      const changed = !!m.encoder && m.voice.push(level, now);
+      if (m.voice.speaking) this.speakerLevels.set(m.id, m.voice.level);
+      else this.speakerLevels.delete(m.id);
+      if (changed) this.emit("speaking", m.id, m.voice.speaking); // after `speaking` is current for listeners
       blocks.push(m.hasBlock ? m.block : undefined);
     }
+    if (this.floor.update(this.speakerLevels, now)) this.emit("floor", this.floor.holder);
     sumInputs(blocks, this.sum);
     fullMix(this.sum, this.full);
     let anyGeneral = false;
@@ -148,7 +185,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
       const talking = now - m.lastTalkAt < TALK_HOLD_MS;
       if (talking) {
         mixMinus(this.sum, m.hasBlock ? m.block : undefined, m.out);
-        if (m.encoder.encode(m.out, tick)) m.route.set(tick, "own");
+        if (m.encoder?.encode(m.out, tick)) m.route.set(tick, "own");
       } else {
         m.route.set(tick, "general");
         anyGeneral = true;
@@ -156,7 +193,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number] }> 
       m.route.delete(tick - 50); // packets come back within a few ticks; 1 s of routes is plenty
     }
     if (anyGeneral) this.general?.encode(this.full, tick);
-    if (this.listenerCount("fullMix")) this.emit("fullMix", this.full, skipped);
+    if (this.listenerCount("fullMix")) this.emit("fullMix", this.full, skipped, due);
   }
 
   close(): void {

@@ -1,13 +1,32 @@
-// One ffmpeg child with exactly one owner: spawned with pipes, closed by close(), and an
-// 'exit' that says whether it was asked to stop or died (with the tail of its stderr).
+// Every ffmpeg this process runs goes through here, so "which ffmpeg children are alive" has one
+// answer (liveFfmpegProcesses) and one cleanup at exit. FfmpegProcess: one long-lived child with
+// exactly one owner, spawned with pipes, closed by close(), and an 'exit' that says whether it was
+// asked to stop or died (with the tail of its stderr). runFfmpegOnce: a run to completion (a text
+// render, a post-processing step, a probe) with a timeout, an abort signal and its output.
 import { spawn, type ChildProcess } from "node:child_process";
+import os from "node:os";
 import { EventEmitter } from "node:events";
 import type { Readable, Writable } from "node:stream";
-import { logger } from "../server/log.ts";
-import { metrics } from "../server/metrics.ts";
+import { logger } from "../telemetry/log.ts";
+import { metrics } from "../telemetry/metrics.ts";
 
 const log = logger("ffmpeg");
+
+/**
+ * glibc's malloc in the (static) bundled ffmpeg gives every raw frame over 128 KiB its own mmap and
+ * hands it back at free: a page fault per 4 KiB of every 720p canvas read or encoded. Keeping such
+ * buffers on the heap (and the heap from shrinking) cut a 720p x264 encode from 1.9 to 1.2 CPU-s
+ * per 10 s on this machine type, and the read of a raw pipe to a tenth (README, Benchmark: "Codecs and rungs").
+ */
+export const FFMPEG_MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: String(4 << 20), MALLOC_TRIM_THRESHOLD_: String(32 << 20) };
 const live = new Set<FfmpegProcess>();
+
+export interface FfmpegOptions {
+  /** ffmpeg's -loglevel (default error: only what went wrong reaches the stderr tail). */
+  logLevel?: string;
+  /** A run meant to end by itself: its exit, whatever the code, is for the caller to judge (not logged or counted as a death). */
+  oneShot?: boolean;
+}
 
 export interface FfmpegExit {
   role: string;
@@ -27,23 +46,29 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
   readonly stdout: Readable;
   /** Input pipes beyond stdin: extraInputs[0] is `pipe:3`, [1] is `pipe:4`, … */
   readonly extraInputs: Writable[];
+  /** Output pipes after the extra inputs: with no extra inputs, extraOutputs[0] is `pipe:3`. */
+  readonly extraOutputs: Readable[];
 
   constructor(
     ffmpegPath: string,
     readonly role: string,
     args: string[],
     extraInputCount = 0,
+    extraOutputCount = 0,
+    private readonly o: FfmpegOptions = {},
   ) {
     super();
-    this.child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", "error", ...args], {
-      stdio: ["pipe", "pipe", "pipe", ...Array<"pipe">(extraInputCount).fill("pipe")],
+    this.child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", o.logLevel ?? "error", ...args], {
+      stdio: ["pipe", "pipe", "pipe", ...Array<"pipe">(extraInputCount + extraOutputCount).fill("pipe")],
+      env: { ...process.env, ...FFMPEG_MALLOC_ENV },
     });
     live.add(this);
     this.stdin = this.child.stdin!;
     this.stdout = this.child.stdout!;
-    this.extraInputs = this.child.stdio.slice(3) as Writable[];
+    this.extraInputs = this.child.stdio.slice(3, 3 + extraInputCount) as Writable[];
+    this.extraOutputs = this.child.stdio.slice(3 + extraInputCount) as Readable[];
     // A write after the child died raises EPIPE: the exit handler reports it, not a crash.
-    for (const w of [this.stdin, ...this.extraInputs]) w.on("error", () => {});
+    for (const w of [this.stdin, ...this.extraInputs, ...this.extraOutputs]) w.on("error", () => {});
     this.child.stderr!.on("data", (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-2000);
     });
@@ -52,7 +77,12 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
       this.onExit(null, null);
     });
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
+    const closed = (r: Readable) => new Promise<void>((done) => (r.closed ? done() : r.once("close", () => done())));
+    this.outputsRead = Promise.all([closed(this.stdout), closed(this.child.stderr!)]).then(() => this.stderrTail);
   }
+
+  /** Resolves once stdout and stderr are read to their end, with the stderr tail ('exit' can come first). */
+  readonly outputsRead: Promise<string>;
 
   get pid(): number | undefined {
     return this.child.pid;
@@ -62,11 +92,16 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     return !this.exited;
   }
 
+  /** Asked to stop (end/close) and not gone yet: an encoder draining after a switch, for instance. */
+  get stopping(): boolean {
+    return this.closing && !this.exited;
+  }
+
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.exited) return;
     this.exited = true;
     live.delete(this);
-    const expected = this.closing;
+    const expected = this.closing || !!this.o.oneShot;
     if (!expected) {
       metrics.ffmpegExits.inc({ role: this.role });
       log.warn("ffmpeg child exited unexpectedly", { role: this.role, pid: this.pid, code, signal, stderr: this.stderrTail.trim() });
@@ -108,6 +143,75 @@ export function liveFfmpegProcesses(): FfmpegProcess[] {
   return [...live];
 }
 
-process.once("exit", () => {
-  for (const p of live) p.close();
-});
+let exitCleanup = false;
+/** Kills every ffmpeg child when this process exits (the entry points install it; importing does not). */
+export function killFfmpegOnExit(): void {
+  if (exitCleanup) return;
+  exitCleanup = true;
+  process.once("exit", () => {
+    for (const p of live) p.close();
+  });
+}
+
+export interface RunOptions extends FfmpegOptions {
+  /** Killed after this long in all (ms). */
+  timeoutMs?: number;
+  /** Killed when its output has been silent this long (ms): a run that hangs rather than ends. */
+  idleTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Kept stdout bytes at most (beyond: killed, `overflow`); default 1 MiB. */
+  maxStdout?: number;
+  /** Sees stdout as it comes (progress); then nothing is kept. */
+  onStdout?: (chunk: Buffer) => void;
+  /** Below live media in CPU priority (post-processing). */
+  lowPriority?: boolean;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderrTail: string;
+  /** Why it was killed, if it was: timeout, idle, aborted, overflow. */
+  killed?: "timeout" | "idle" | "aborted" | "overflow";
+}
+
+/** Runs ffmpeg to its end as a registered child; resolves with how it ended (the caller judges the code). */
+export function runFfmpegOnce(ffmpegPath: string, role: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const p = new FfmpegProcess(ffmpegPath, role, args, 0, 0, { logLevel: o.logLevel, oneShot: true });
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let killed: RunResult["killed"];
+    const kill = (why: NonNullable<RunResult["killed"]>) => {
+      killed ??= why;
+      p.close();
+    };
+    if (o.lowPriority && p.pid) {
+      try {
+        os.setPriority(p.pid, 10);
+      } catch {
+        // not allowed here: normal priority
+      }
+    }
+    const total = o.timeoutMs ? setTimeout(() => kill("timeout"), o.timeoutMs) : undefined;
+    const idle = o.idleTimeoutMs ? setTimeout(() => kill("idle"), o.idleTimeoutMs) : undefined;
+    const onAbort = () => kill("aborted");
+    if (o.signal?.aborted) onAbort();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    p.stdout.on("data", (d: Buffer) => {
+      idle?.refresh();
+      if (o.onStdout) return o.onStdout(d);
+      kept += d.length;
+      if (kept > (o.maxStdout ?? 1 << 20)) return kill("overflow");
+      chunks.push(d);
+    });
+    p.once("exit", (e) => {
+      clearTimeout(total);
+      clearTimeout(idle);
+      o.signal?.removeEventListener("abort", onAbort);
+      // 'exit' can come before the last of the output is read: answer once it all is in.
+      void p.outputsRead.then((stderrTail) => resolve({ code: e.code, signal: e.signal, stdout: Buffer.concat(chunks), stderrTail, killed }));
+    });
+  });
+}

@@ -1,4 +1,4 @@
-// Records a room's composite as it is sent: the VP8 frames the encoder already made (no second
+// Records a room's composite as it is sent: the VP8 or H.264 frames the encoder already made (no second
 // video encode) and the full audio mix (everyone) as plain PCM (no live audio encode either: Opus
 // is made after the meeting, by post-processing), muxed live by one ffmpeg into Matroska with
 // short clusters. ffmpeg writes each cluster when it closes, so a file cut off by kill -9 still
@@ -6,11 +6,15 @@
 // finalization joins the parts.
 import { EventEmitter } from "node:events";
 import path from "node:path";
-import { logger } from "../server/log.ts";
-import { metrics } from "../server/metrics.ts";
+import { logger } from "../telemetry/log.ts";
+import { metrics } from "../telemetry/metrics.ts";
 import { SAMPLE_RATE, TICK_SAMPLES } from "./AudioMixer.ts";
+
+const TICK_MS = (TICK_SAMPLES * 1000) / SAMPLE_RATE;
 import type { EncodedFrame } from "./CompositeEncoder.ts";
 import { FfmpegProcess } from "./FfmpegProcess.ts";
+import type { VideoCodec } from "./CompositeEncoder.ts";
+import { FlvWriter } from "./flv.ts";
 import { ivfFileHeader, ivfFrame } from "./ivf.ts";
 
 const log = logger("recorder");
@@ -27,6 +31,8 @@ export interface RecorderSettings {
   width: number;
   height: number;
   fps: number;
+  /** The composite's codec (default vp8): VP8 goes in as IVF, H.264 as FLV, both with exact timestamps. */
+  codec?: VideoCodec;
   /** Folder the part files go to. */
   dir: string;
   /** When a composite tick was composed (performance.now() ms): audio is lined up with it. */
@@ -35,7 +41,7 @@ export interface RecorderSettings {
 
 export function recorderArgs(s: RecorderSettings, file: string): string[] {
   return [
-    "-thread_queue_size", "512", "-probesize", "32", "-analyzeduration", "0", "-f", "ivf", "-i", "pipe:3",
+    "-thread_queue_size", "512", "-probesize", "32", "-analyzeduration", "0", "-f", s.codec === "h264" ? "flv" : "ivf", "-i", "pipe:3",
     "-thread_queue_size", "512", "-f", "s16le", "-ar", String(SAMPLE_RATE), "-ac", "1", "-i", "pipe:4",
     "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le",
     "-f", "matroska", "-cluster_time_limit", String(CLUSTER_MS), "-flush_packets", "1", "-y", file,
@@ -52,8 +58,9 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
   private restartDelayMs = 100;
   private stopping = false;
   readonly parts: string[] = [];
-  /** Mix blocks (with when they were mixed) held until the part's first keyframe, ≤ 1 s. */
-  private early: { pcm: Buffer; at: number }[] = [];
+  /** Mix blocks (when their tick was due, how many ticks were skipped before each) held until the part's first keyframe, ≤ 1 s. */
+  private early: { pcm: Buffer; due: number; skipped: number }[] = [];
+  private flv: FlvWriter | undefined;
   videoFrames = 0;
   audioBlocks = 0;
   droppedWrites = 0;
@@ -70,6 +77,7 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     this.partStartedAt = performance.now();
     this.tick0 = -1;
     this.early = [];
+    this.flv = undefined;
     this.parts.push(name);
     proc.on("exit", (e) => {
       if (e.expected || this.stopping || this.proc !== proc) return;
@@ -97,27 +105,42 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     if (this.tick0 < 0) {
       if (!f.isKeyframe) return;
       this.tick0 = f.tick;
-      this.write(proc, 0, ivfFileHeader({ width: this.s.width, height: this.s.height, timebaseDen: this.s.fps }));
-      if (this.write(proc, 0, ivfFrame(f.data, 0))) this.videoFrames++;
+      if (this.s.codec !== "h264") this.write(proc, 0, ivfFileHeader({ width: this.s.width, height: this.s.height, timebaseDen: this.s.fps }));
+      else this.flv = new FlvWriter();
+      if (this.write(proc, 0, this.container(f))) this.videoFrames++;
       // The keyframe was composed an encode's time ago: the audio mixed since then starts the
-      // part's sound, so sound and picture begin at the same instant (lip sync).
+      // part's sound, so sound and picture begin at the same instant (lip sync). Both sides are
+      // placed by their clocks' deadlines, not by when the event loop got to them, and ticks the
+      // audio clock skipped meanwhile (a stall, often the very keyframe's spawn) become silence:
+      // leaving them out started the sound up to ~170 ms early, ahead of the picture for good.
       const composedAt = this.s.tickTime(f.tick);
-      for (const b of this.early) if (b.at > composedAt && this.write(proc, 1, b.pcm)) this.audioBlocks++;
+      for (const b of this.early) {
+        if (b.due <= composedAt) continue;
+        const silent = Math.min(b.skipped, Math.ceil((b.due - composedAt) / TICK_MS) - 1);
+        if (silent > 0) this.write(proc, 1, Buffer.alloc(silent * TICK_SAMPLES * 2));
+        if (this.write(proc, 1, b.pcm)) this.audioBlocks++;
+      }
       this.early = [];
       return;
     }
-    if (this.write(proc, 0, ivfFrame(f.data, f.tick - this.tick0))) this.videoFrames++;
+    if (this.write(proc, 0, this.container(f))) this.videoFrames++;
   }
 
-  /** One 20 ms block of the full mix; `skipped` ticks the audio clock missed are written as silence. */
-  audioBlock(pcm: Int16Array, skipped = 0): void {
+  /** The frame in the input's container, stamped with its tick since the part began. */
+  private container(f: EncodedFrame): Buffer {
+    const n = f.tick - this.tick0;
+    return this.flv ? this.flv.frame(f.data, f.isKeyframe, Math.round((n * 1000) / this.s.fps)) : ivfFrame(f.data, n);
+  }
+
+  /** One 20 ms block of the full mix, due at `due`; `skipped` ticks the audio clock missed are written as silence. */
+  audioBlock(pcm: Int16Array, skipped: number, due: number): void {
     const proc = this.proc;
     if (!proc?.alive || this.stopping) return;
     // The mixer reuses its block: copy it, the pipe holds on to what it is given.
     const copy = Buffer.allocUnsafe(pcm.byteLength);
     copy.set(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     if (this.tick0 < 0) {
-      this.early.push({ pcm: copy, at: performance.now() });
+      this.early.push({ pcm: copy, due, skipped });
       if (this.early.length > 50) this.early.shift();
       return;
     }

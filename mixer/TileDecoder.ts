@@ -1,10 +1,14 @@
-// One ffmpeg child that decodes one participant's VP8 and scales it, aspect kept and letterboxed,
+// One ffmpeg child that decodes one participant's camera (VP8 or H.264) and scales it, aspect kept and letterboxed,
 // to exactly the tile size. Raw yuv420p tiles come back on stdout, one fixed-size frame each.
 import { EventEmitter } from "node:events";
 import { FfmpegProcess, type FfmpegExit } from "./FfmpegProcess.ts";
 import { ivfFileHeader, ivfFrame } from "./ivf.ts";
 import { frameBytes } from "./yuv.ts";
+import type { VideoCodec } from "./CompositeEncoder.ts";
 import type { Vp8Frame } from "./vp8FrameAssembler.ts";
+
+/** An access unit delimiter after each H.264 frame tells ffmpeg's parser the frame is whole (it would wait for the next one). */
+const H264_AUD = Buffer.from([0, 0, 0, 1, 9, 0xf0]);
 
 /** Picture size from a VP8 keyframe header (RFC 6386 §9.1). */
 export function vp8KeyframeSize(data: Buffer): { width: number; height: number } | undefined {
@@ -27,6 +31,7 @@ export class TileDecoder extends EventEmitter<{ frame: [Buffer]; exit: [FfmpegEx
     readonly participantId: string,
     readonly width: number,
     readonly height: number,
+    private readonly codec: VideoCodec = "vp8",
   ) {
     super();
     const w = width;
@@ -34,7 +39,7 @@ export class TileDecoder extends EventEmitter<{ frame: [Buffer]; exit: [FfmpegEx
     const vf = `scale=${w}:${h}:force_original_aspect_ratio=decrease:flags=bilinear,pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p`;
     this.proc = new FfmpegProcess(ffmpegPath, `tile-decoder`, [
       // Small probe so the first frame is decoded at once; no -fflags nobuffer: it would drop the probed keyframe.
-      "-probesize", "32", "-analyzeduration", "0", "-threads", "1", "-f", "ivf", "-i", "pipe:0",
+      "-probesize", "32", "-analyzeduration", "0", "-threads", "1", "-f", codec === "h264" ? "h264" : "ivf", "-i", "pipe:0",
       "-vf", vf, "-vsync", "passthrough", "-f", "rawvideo", "-flush_packets", "1", "pipe:1",
     ]);
     this.size = frameBytes(w, h);
@@ -49,6 +54,11 @@ export class TileDecoder extends EventEmitter<{ frame: [Buffer]; exit: [FfmpegEx
 
   /** Feeds one frame; returns false if it was not taken (no keyframe yet, or the child is gone/backed up). */
   decode(frame: Vp8Frame): boolean {
+    if (this.codec === "h264") {
+      if (!this.started && !frame.isKeyframe) return false;
+      this.started = true;
+      return this.proc.write(Buffer.concat([frame.data, H264_AUD]), 1 << 20);
+    }
     if (!this.started) {
       const dims = vp8KeyframeSize(frame.data);
       if (!frame.isKeyframe || !dims) return false;

@@ -1,16 +1,20 @@
 // The compositor: on its own clock it reads every input's latest-frame slot, lays the tiles
-// out in a grid and hands one canvas to the one encoder. It never waits for an input: a
-// stalled tile keeps its last frame, then shows the placeholder. Membership changes take
-// effect at the next tick; nothing restarts.
-import { metrics } from "../server/metrics.ts";
+// out (a grid, or one tile large: the speaker or a pinned participant) and hands one canvas to
+// the room's encoders (one per codec in use). It never waits for an input: a stalled tile keeps
+// its last frame, then shows the placeholder. Every drawn tile gets its name label (rendered once
+// per name and tile width) and, while its participant speaks, a highlight border. Membership and
+// layout changes take effect at the next tick; nothing restarts.
+import { histograms, metrics } from "../telemetry/metrics.ts";
 import { MediaClock, type Tick } from "./clock.ts";
-import { CompositeEncoder, type EncoderSettings, type EncodedFrame } from "./CompositeEncoder.ts";
-import { gridLayout, sameRect, type Rect } from "./layout.ts";
+import type { EncoderSettings } from "./CompositeEncoder.ts";
+import { focusLayout, gridLayout, sameRect, type LayoutKind, type Rect } from "./layout.ts";
 import type { VideoInput } from "./VideoInput.ts";
-import { PLACEHOLDER_YUV, renderPlaceholder } from "./placeholder.ts";
+import { PLACEHOLDER_YUV, renderLabel, renderPlaceholder, type Label } from "./placeholder.ts";
 import { blitCentered, fillRect, frameBytes } from "./yuv.ts";
 
 const BLACK_YUV = [16, 128, 128] as const;
+/** The speaking highlight: amber, RGB (255, 200, 0). */
+export const HIGHLIGHT_YUV = [182, 32, 166] as const;
 
 interface Slot {
   input: VideoInput;
@@ -19,34 +23,56 @@ interface Slot {
   showingPlaceholder: boolean;
   /** The named placeholder picture for the current tile size, once rendered. */
   placeholder: Buffer | undefined;
+  /** The name label for the current tile width, once rendered. */
+  label: Label | undefined;
+  /**
+   * Pictures rendered for this participant, by tile size ("WxH" placeholders, "W" labels; null: none
+   * could be made): a layout that comes back (grid → speaker → grid) spawns no renderer again.
+   */
+  rendered: Map<string, Buffer | Label | null>;
+  /** Renders under way, with who wants the result. */
+  waiting: Map<string, ((v: Buffer | Label) => void)[]>;
 }
 
 export interface CompositorSettings extends EncoderSettings {
   stallTimeoutMs: number;
+  /** Name labels on the tiles (default on). */
+  labels?: boolean;
+}
+
+/** Label and highlight geometry for a canvas `height` px high: readable when the canvas is shown at half size. */
+export function overlayMetrics(height: number): { fontSize: number; margin: number; border: number } {
+  const fontSize = Math.max(12, Math.round(height / 30));
+  return { fontSize, margin: 2 * Math.round(fontSize / 6), border: Math.max(2, 2 * Math.round(height / 360)) };
 }
 
 export class VideoCompositor {
   private readonly canvas: Buffer;
   private readonly slots: Slot[] = [];
   private readonly clock: MediaClock;
+  /** When the last canvas went to the encoder (for the frame-gap histogram). */
+  private lastFrameAt: number | undefined;
   private layoutDirty = true;
-  readonly encoder: CompositeEncoder;
+  private kind: LayoutKind = "grid";
+  private focus: string | undefined;
+  private readonly speaking = new Set<string>();
+  /** The tiles changed (after a membership or layout change): participant id → its tile. */
+  onTiles: ((tiles: Map<string, Rect>) => void) | undefined;
   ticks = 0;
 
   constructor(
     private readonly s: CompositorSettings,
-    onFrame: (frame: EncodedFrame) => void,
+    /** Each composed canvas (reused: copy what you keep); true when an encoder took it. */
+    private readonly onCanvas: (canvas: Buffer, tick: number) => boolean,
   ) {
     this.canvas = Buffer.alloc(frameBytes(s.width, s.height));
     fillRect(this.canvas, s.width, s.height, { x: 0, y: 0, w: s.width, h: s.height }, ...BLACK_YUV);
-    this.encoder = new CompositeEncoder(s);
-    this.encoder.on("frame", onFrame);
     this.clock = new MediaClock(1000 / s.fps, (t) => this.tick(t));
     this.clock.begin();
   }
 
   add(input: VideoInput): void {
-    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false, placeholder: undefined });
+    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false, placeholder: undefined, label: undefined, rendered: new Map(), waiting: new Map() });
     this.layoutDirty = true;
   }
 
@@ -56,37 +82,125 @@ export class VideoCompositor {
     this.layoutDirty = true;
   }
 
-  /** The current tile of each participant, in grid order (for tests and the admin view). */
+  /** The canvas as last composed (yuv420p, live: copy what you keep). For tests and snapshots. */
+  get lastCanvas(): Buffer {
+    return this.canvas;
+  }
+
+  /** The arrangement from the next tick: `focus` is the large tile of speaker/pinned (none: the first tile). */
+  setLayout(kind: LayoutKind, focus: string | undefined): void {
+    if (kind === this.kind && focus === this.focus) return;
+    this.kind = kind;
+    this.focus = focus;
+    this.layoutDirty = true;
+  }
+
+  /** `id` started or stopped speaking: its tile is redrawn with or without the highlight. */
+  setSpeaking(id: string, on: boolean): void {
+    if (on === this.speaking.has(id)) return;
+    if (on) this.speaking.add(id);
+    else this.speaking.delete(id);
+    const slot = this.slots.find((x) => x.input.participantId === id);
+    if (slot) this.redraw(slot);
+  }
+
+  private redraw(slot: Slot): void {
+    slot.drawnSeq = -1;
+    slot.showingPlaceholder = false;
+  }
+
   /** When canvas tick `tick` was composed (its clock deadline), performance.now() ms. */
   tickTime(tick: number): number {
     return this.clock.dueTime(tick);
   }
 
+  /** The current tile of each participant, in slot order (for tests and the admin view). */
   layout(): { participantId: string; rect: Rect }[] {
     return this.slots.filter((s) => s.rect).map((s) => ({ participantId: s.input.participantId, rect: s.rect! }));
   }
 
   private applyLayout(): void {
     const { width: W, height: H } = this.s;
-    const rects = gridLayout(this.slots.length, W, H);
+    const n = this.slots.length;
+    const focused = Math.max(0, this.slots.findIndex((x) => x.input.participantId === this.focus));
+    const rects = this.kind === "grid" ? gridLayout(n, W, H) : focusLayout(n, focused, W, H);
     fillRect(this.canvas, W, H, { x: 0, y: 0, w: W, h: H }, ...BLACK_YUV);
     this.slots.forEach((slot, i) => {
-      const r = rects[i];
+      const r = rects[i]!;
       if (!sameRect(slot.rect, r)) {
+        // The decoder is resized make-before-break: the old-size picture is shown centred until the new one comes.
         slot.input.setTileSize(r.w, r.h);
-        if (slot.rect?.w !== r.w || slot.rect?.h !== r.h) this.preparePlaceholder(slot, r);
+        if (slot.rect?.w !== r.w || slot.rect?.h !== r.h) slot.placeholder = undefined; // rendered when first shown
+        slot.rect = r;
+        this.prepareLabel(slot);
       }
       slot.rect = r;
-      slot.drawnSeq = -1;
-      slot.showingPlaceholder = false;
+      this.redraw(slot);
     });
     this.layoutDirty = false;
+    this.onTiles?.(new Map(this.slots.map((x) => [x.input.participantId, x.rect!])));
+  }
+
+  /**
+   * `render` once per `key` for this slot (a one-shot ffmpeg child each, so never again for a size
+   * seen before); `use` gets the result now if it is known, else when it comes and still fits.
+   */
+  private once<T extends Buffer | Label>(slot: Slot, key: string, render: () => Promise<T | undefined>, use: (v: T) => void): void {
+    const known = slot.rendered.get(key);
+    if (known) return use(known as T);
+    const waiting = slot.waiting.get(key);
+    if (waiting) return void waiting.push(use as (v: Buffer | Label) => void); // under way: told when it lands
+    if (known === null) return; // tried, and nothing could be made
+    slot.waiting.set(key, [use as (v: Buffer | Label) => void]);
+    void render().then((v) => {
+      const uses = slot.waiting.get(key) ?? [];
+      slot.waiting.delete(key);
+      slot.rendered.set(key, v ?? null);
+      if (v && this.slots.includes(slot)) for (const u of uses) u(v);
+    });
+  }
+
+  /**
+   * The label is the same whatever the tile (its size follows the canvas, not the tile): rendered
+   * once per name at the canvas width, so a layout change spawns no renderer. Only a tile too narrow
+   * for the whole name gets a shortened one ("…"), rendered for that width.
+   */
+  private prepareLabel(slot: Slot): void {
+    slot.label = undefined;
+    const r = slot.rect;
+    if (this.s.labels === false || !r) return;
+    const { fontSize, margin } = overlayMetrics(this.s.height);
+    if (r.w < fontSize * 4 || r.h < fontSize * 3) return; // too small to carry a readable name
+    const maxW = r.w - 2 * margin;
+    // Whatever comes back is checked against the tile as it is then (the layout may have moved on).
+    const use = (label: Label) => {
+      if (slot.rect !== r) return;
+      if (label.w > maxW) return this.once(slot, `label ${maxW}`, () => renderLabel(this.s.ffmpegPath, slot.input.name, maxW, fontSize), use);
+      slot.label = label;
+      this.redraw(slot);
+    };
+    this.once(slot, "label", () => renderLabel(this.s.ffmpegPath, slot.input.name, this.s.width - 2 * margin, fontSize), use);
+  }
+
+  /** The label (bottom-left) and, while speaking, the highlight border over a freshly drawn tile. */
+  private decorate(slot: Slot, r: Rect, placeholder: boolean): void {
+    const { width: W, height: H } = this.s;
+    const { margin, border } = overlayMetrics(H);
+    const l = slot.label;
+    // The placeholder already shows the name large.
+    if (l && !placeholder && l.h + 2 * margin <= r.h) blitCentered(this.canvas, W, H, { x: r.x + margin, y: r.y + r.h - margin - l.h, w: l.w, h: l.h }, l.data, l.w, l.h);
+    if (!this.speaking.has(slot.input.participantId)) return;
+    for (const edge of [
+      { x: r.x, y: r.y, w: r.w, h: border },
+      { x: r.x, y: r.y + r.h - border, w: r.w, h: border },
+      { x: r.x, y: r.y, w: border, h: r.h },
+      { x: r.x + r.w - border, y: r.y, w: border, h: r.h },
+    ]) fillRect(this.canvas, W, H, edge, ...HIGHLIGHT_YUV);
   }
 
   private preparePlaceholder(slot: Slot, r: Rect): void {
-    slot.placeholder = undefined;
-    void renderPlaceholder(this.s.ffmpegPath, slot.input.name, r.w, r.h).then((buf) => {
-      if (!buf || slot.rect?.w !== r.w || slot.rect?.h !== r.h) return;
+    this.once(slot, `${r.w}x${r.h}`, () => renderPlaceholder(this.s.ffmpegPath, slot.input.name, r.w, r.h), (buf) => {
+      if (slot.rect?.w !== r.w || slot.rect?.h !== r.h) return;
       slot.placeholder = buf;
       slot.showingPlaceholder = false; // redraw with the name at the next tick if it is showing
     });
@@ -95,6 +209,7 @@ export class VideoCompositor {
   private tick(t: Tick): void {
     this.ticks++;
     if (t.skipped) metrics.compositeLateTicks.inc({}, t.skipped);
+    histograms.tickLateness.observe(Math.max(0, performance.now() - t.due) / 1000);
     if (this.layoutDirty) this.applyLayout();
     const { width: W, height: H } = this.s;
     const now = performance.now();
@@ -104,8 +219,10 @@ export class VideoCompositor {
       const stalled = !f || slot.input.cameraOff || now - f.at > this.s.stallTimeoutMs;
       if (stalled) {
         if (!slot.showingPlaceholder) {
+          if (!slot.placeholder) this.preparePlaceholder(slot, r);
           if (slot.placeholder) blitCentered(this.canvas, W, H, r, slot.placeholder, r.w, r.h);
           else fillRect(this.canvas, W, H, r, ...PLACEHOLDER_YUV);
+          this.decorate(slot, r, true);
           slot.showingPlaceholder = true;
         }
         continue;
@@ -113,14 +230,19 @@ export class VideoCompositor {
       if (f.seq === slot.drawnSeq && !slot.showingPlaceholder) continue;
       if (f.width !== r.w || f.height !== r.h) fillRect(this.canvas, W, H, r, ...BLACK_YUV);
       blitCentered(this.canvas, W, H, r, f.data, f.width, f.height);
+      this.decorate(slot, r, false);
       slot.drawnSeq = f.seq;
       slot.showingPlaceholder = false;
     }
-    if (this.encoder.encode(this.canvas, t.index)) metrics.compositeFrames.inc();
+    if (this.onCanvas(this.canvas, t.index)) {
+      metrics.compositeFrames.inc();
+      const now = performance.now();
+      if (this.lastFrameAt !== undefined) histograms.frameGap.observe((now - this.lastFrameAt) / 1000);
+      this.lastFrameAt = now;
+    }
   }
 
   close(): void {
     this.clock.stop();
-    this.encoder.close();
   }
 }

@@ -2,8 +2,11 @@
 // decoder. Resizing (layout change) or a dead decoder is handled make-before-break: a new
 // decoder starts at the next keyframe while the old one keeps the tile alive, so the
 // composite never waits for this input.
-import { logger } from "../server/log.ts";
-import { metrics } from "../server/metrics.ts";
+import { logger } from "../telemetry/log.ts";
+import { metrics } from "../telemetry/metrics.ts";
+import type { VideoCodec } from "./CompositeEncoder.ts";
+import { H264_FORMAT } from "./h264Payload.ts";
+import { spawnTurn } from "./spawnPacer.ts";
 import { TileDecoder } from "./TileDecoder.ts";
 import { Vp8FrameAssembler, type RtpLike } from "./vp8FrameAssembler.ts";
 
@@ -19,7 +22,7 @@ export interface TileFrame {
 }
 
 export class VideoInput {
-  private readonly assembler = new Vp8FrameAssembler();
+  private readonly assembler: Vp8FrameAssembler;
   private active: TileDecoder | undefined;
   private pending: TileDecoder | undefined;
   private want: { w: number; h: number } | undefined;
@@ -40,15 +43,24 @@ export class VideoInput {
     readonly name: string,
     /** Asks the participant's browser for a keyframe (PLI); the owner rate-limits it. */
     private readonly requestKeyframe: (reason: string) => void,
-  ) {}
+    /** The camera's codec (the one negotiated with this participant). */
+    private readonly codec: VideoCodec = "vp8",
+  ) {
+    this.assembler = new Vp8FrameAssembler(120, 1024, codec === "h264" ? H264_FORMAT : undefined);
+  }
 
   /** The tile size changed: start a decoder for the new size; the old one serves until it is ready. */
   setTileSize(w: number, h: number): void {
     if (this.closed) return;
     this.want = { w, h };
-    const cur = this.pending ?? this.active;
-    if (cur && cur.width === w && cur.height === h && cur.alive) return;
-    this.startDecoder("resize");
+    if (!this.lastRtpAt) return; // no camera yet (mic only, or not started): no decoder until one arrives
+    // The old decoder serves until the new one delivers, so the spawn can wait its turn (spawnPacer).
+    void spawnTurn().then(() => {
+      if (this.closed || this.want?.w !== w || this.want?.h !== h) return; // resized again meanwhile: that turn does it
+      const cur = this.pending ?? this.active;
+      if (cur && cur.width === w && cur.height === h && cur.alive) return;
+      this.startDecoder("resize");
+    });
   }
 
   private startDecoder(reason: string): void {
@@ -61,7 +73,7 @@ export class VideoInput {
     }
     this.restarts.push(now);
     this.pending?.close();
-    const dec = new TileDecoder(this.ffmpegPath, this.participantId, this.want.w, this.want.h);
+    const dec = new TileDecoder(this.ffmpegPath, this.participantId, this.want.w, this.want.h, this.codec);
     this.pending = dec;
     dec.on("frame", (data) => this.onDecoded(dec, data));
     dec.on("exit", (e) => {
@@ -87,6 +99,10 @@ export class VideoInput {
 
   pushRtp(rtp: RtpLike): void {
     if (this.closed) return;
+    if (!this.lastRtpAt) {
+      this.lastRtpAt = performance.now();
+      this.startDecoder("first video"); // the first packet of a camera starts its decoder
+    }
     this.lastRtpAt = performance.now();
     const out = this.assembler.push(rtp, this.lastRtpAt);
     if (out.dropped) metrics.videoFramesDropped.inc({}, out.dropped);

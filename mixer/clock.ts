@@ -8,8 +8,21 @@ export interface Tick {
   skipped: number;
 }
 
+/** Where a clock reads the time and sets its timer: the process's own, or a test's fake one. */
+export interface TimeSource {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(timer: unknown): void;
+}
+
+export const realTime: TimeSource = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
+};
+
 export class MediaClock {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private next = 0;
   private start = 0;
   private running = false;
@@ -17,25 +30,26 @@ export class MediaClock {
   constructor(
     private readonly periodMs: number,
     private readonly onTick: (tick: Tick) => void,
+    private readonly time: TimeSource = realTime,
   ) {}
 
   begin(): void {
     if (this.running) return;
     this.running = true;
-    this.start = performance.now();
+    this.start = this.time.now();
     this.next = 0;
     this.schedule();
   }
 
   private schedule(): void {
     if (!this.running) return;
-    const delay = Math.max(0, this.start + this.next * this.periodMs - performance.now());
-    this.timer = setTimeout(() => this.fire(), delay);
+    const delay = Math.max(0, this.start + this.next * this.periodMs - this.time.now());
+    this.timer = this.time.setTimeout(() => this.fire(), delay);
   }
 
   private fire(): void {
     if (!this.running) return;
-    const now = performance.now();
+    const now = this.time.now();
     const latest = Math.floor((now - this.start) / this.periodMs);
     const index = Math.max(this.next, latest);
     const skipped = index - this.next;
@@ -54,7 +68,7 @@ export class MediaClock {
 
   stop(): void {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.time.clearTimeout(this.timer);
     this.timer = undefined;
   }
 }

@@ -44,3 +44,27 @@ export function letterbox(srcW: number, srcH: number, w: number, h: number): Rec
 export function sameRect(a: Rect | undefined, b: Rect | undefined): boolean {
   return !!a && !!b && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
 }
+
+/** The arrangements of the composite: the grid, the speaker large, or a chosen participant large. */
+export type LayoutKind = "grid" | "speaker" | "pinned";
+export const LAYOUT_KINDS: readonly LayoutKind[] = ["grid", "speaker", "pinned"];
+
+/**
+ * One tile large (index `focus`), the others in a strip along the bottom (a fifth of the height,
+ * 16:9 tiles at most, centred). Alone, the focus takes the whole canvas. Even coordinates.
+ */
+export function focusLayout(n: number, focus: number, width: number, height: number): Rect[] {
+  if (n <= 0) return [];
+  if (n === 1) return [{ x: 0, y: 0, w: even(width), h: even(height) }];
+  const stripH = even(Math.floor(height / 5));
+  const others = n - 1;
+  const w = even(Math.min(Math.floor(width / others), Math.floor((stripH * 16) / 9)));
+  const x0 = even(Math.floor((width - w * others) / 2));
+  const tiles: Rect[] = [];
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    if (i === focus) tiles.push({ x: 0, y: 0, w: even(width), h: even(height - stripH) });
+    else tiles.push({ x: x0 + w * k++, y: even(height - stripH), w, h: stripH });
+  }
+  return tiles;
+}

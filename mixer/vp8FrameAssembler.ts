@@ -1,7 +1,33 @@
-// Reassembles VP8 frames from RTP packets (RFC 7741): reorders within a window, waits a
-// little for NACK retransmissions, and after an unrecoverable loss drops frames until the
-// next keyframe (VP8 inter frames reference earlier frames), telling the owner to send a PLI.
+// Reassembles video frames from RTP packets (VP8, RFC 7741, by default; H.264 with the format in
+// h264Payload.ts): reorders within a window, waits a little for NACK retransmissions, and after
+// an unrecoverable loss drops frames until the next keyframe (inter frames reference earlier
+// frames), telling the owner to send a PLI.
 import { Vp8RtpPayload } from "werift";
+
+/** How one codec's RTP payload format marks frames: what the assembler needs to know of a packet. */
+export interface PayloadFormat {
+  /** start: first packet of a frame; key: first packet of a keyframe; payload: what to keep. Undefined = unusable packet. */
+  describe(payload: Buffer): { start: boolean; key: boolean; payload: Buffer } | undefined;
+  /** A whole frame from its packets' payloads, in order. */
+  join(parts: Buffer[]): { data: Buffer; isKeyframe: boolean };
+}
+
+export const VP8_FORMAT: PayloadFormat = {
+  describe(payload) {
+    let desc: Vp8RtpPayload;
+    try {
+      desc = Vp8RtpPayload.deSerialize(payload);
+    } catch {
+      return undefined;
+    }
+    const start = desc.sBit === 1 && desc.pid === 0;
+    return { start, key: start && desc.payload.length > 0 && (desc.payload[0]! & 1) === 0, payload: desc.payload };
+  },
+  join(parts) {
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return { data, isKeyframe: (data[0]! & 1) === 0 };
+  },
+};
 
 export interface Vp8Frame {
   data: Buffer;
@@ -41,6 +67,7 @@ export class Vp8FrameAssembler {
     /** How long a hole may wait for a retransmission before it is given up. */
     private readonly maxWaitMs = 120,
     private readonly maxPackets = 1024,
+    private readonly format: PayloadFormat = VP8_FORMAT,
   ) {}
 
   private unwrap(seq16: number): number {
@@ -55,17 +82,12 @@ export class Vp8FrameAssembler {
   push(rtp: RtpLike, now = performance.now()): AssemblerOutput {
     const out: AssemblerOutput = { frames: [], keyframeNeeded: false, dropped: 0 };
     if (rtp.payload.length === 0) return out; // padding-only packet
-    let desc: Vp8RtpPayload;
-    try {
-      desc = Vp8RtpPayload.deSerialize(rtp.payload);
-    } catch {
-      return out;
-    }
+    const desc = this.format.describe(rtp.payload);
+    if (!desc) return out;
     const seq = this.unwrap(rtp.header.sequenceNumber);
     if (this.nextSeq !== undefined && seq < this.nextSeq) return out; // late duplicate/retransmission
     this.highest = this.highest === undefined ? seq : Math.max(this.highest, seq);
-    const start = desc.sBit === 1 && desc.pid === 0;
-    const key = start && desc.payload.length > 0 && (desc.payload[0] & 1) === 0;
+    const { start, key } = desc;
     this.packets.set(seq, { seq, timestamp: rtp.header.timestamp, marker: rtp.header.marker, start, key, payload: desc.payload, arrivedAt: now });
     if (this.nextSeq === undefined && start && !key) out.keyframeNeeded = true; // nothing decodable before a keyframe
     this.drain(now, out);
@@ -127,10 +149,7 @@ export class Vp8FrameAssembler {
       const p = this.packets.get(s);
       if (!p || p.timestamp !== first.timestamp) return undefined;
       parts.push(p.payload);
-      if (p.marker) {
-        const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-        return { frame: { data, timestamp: first.timestamp, isKeyframe: (data[0] & 1) === 0 }, end: s };
-      }
+      if (p.marker) return { frame: { ...this.format.join(parts), timestamp: first.timestamp }, end: s };
     }
   }
 

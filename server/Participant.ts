@@ -3,26 +3,44 @@
 // mix-minus audio.
 import { EventEmitter } from "node:events";
 import {
-  MediaStreamTrack, RTCPeerConnection, type RTCDataChannel, RtcpPayloadSpecificFeedback, useFIR, useNACK, useOPUS, usePLI, useVP8,
+  MediaStreamTrack, RTCPeerConnection, type RTCDataChannel, GenericNack, RtcpPayloadSpecificFeedback, RtcpRrPacket, RtcpSrPacket, RtcpTransportLayerFeedback, useFIR, useH264, useNACK, useOPUS, usePLI, useSdesMid, useVP8,
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
-import type { Mixer, ParticipantSink } from "../mixer/Mixer.ts";
+import type { MixerSeat, ParticipantSink } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
-import { logger } from "./log.ts";
-import { metrics } from "./metrics.ts";
-import { parseChatInput, ProtocolError, type CandidateInit, type ChatMessage } from "./protocol.ts";
+import { logger } from "../telemetry/log.ts";
+import { histograms, metrics } from "../telemetry/metrics.ts";
+import { parseChatInput, ProtocolError, type CandidateInit, type ChatMessage, type ParticipantInfo } from "./protocol.ts";
 import { TokenBucket } from "./rateLimit.ts";
-import { announceIp, checkOffer } from "./sdp.ts";
+import { ReceiverRung, type Quality } from "./ReceiverRung.ts";
+import type { Right } from "./roomTokens.ts";
+import type { VideoCodec } from "../mixer/CompositeEncoder.ts";
+import { acceptBundleOnly, isMdnsCandidate, preferH264Mode1, announceIp, checkOffer, offeredMedia, type OfferedMedia } from "./sdp.ts";
 
 const log = logger("participant");
 
-export type CloseReason = "left" | "disconnected" | "ice-failed" | "room-closed";
+
+export type { Right };
+
+/** The codec werift will send on this transceiver (the first negotiated); the browser sends its camera in it too. */
+function negotiatedCodec(t: RTCRtpTransceiver | undefined): VideoCodec | undefined {
+  const mime = t?.codecs[0]?.mimeType.toLowerCase();
+  return mime === "video/h264" ? "h264" : mime === "video/vp8" ? "vp8" : undefined;
+}
+export type { Quality };
+export type CloseReason = "left" | "disconnected" | "ice-failed" | "room-closed" | "room-ended" | "kicked" | "no-offer" | "shutdown";
+
+/** Open rooms (no AUTH_SECRET): everyone publishes and subscribes; recording follows CLIENT_RECORDING. */
+export const OPEN_RIGHTS: Right[] = ["publish", "subscribe", "record"];
 
 export class Participant extends EventEmitter<{
   candidate: [CandidateInit | null];
-  close: [CloseReason];
+  /** detail: why, in words, for a kick or an ended room. */
+  close: [CloseReason, string | undefined];
   media: [];
+  /** A moderator changed what of ours is kept out of the mix (true = muted by the moderator). */
+  moderated: [audio: boolean, video: boolean];
   chat: [string];
 }> {
   private pc: RTCPeerConnection | undefined;
@@ -35,27 +53,66 @@ export class Participant extends EventEmitter<{
   private closed = false;
   private chat: RTCDataChannel | undefined;
   private readonly chatLimit = new TokenBucket(2, 5);
+  /** Its place in the room's mix, once its offer is accepted (it holds that, not the mixer). */
+  private seat: MixerSeat | undefined;
+  /** What the accepted offer sends (mic, camera); undefined until then. */
+  sends: OfferedMedia | undefined;
+  /** The video codec negotiated both ways (its composite and its camera); undefined without video. */
+  codec: VideoCodec | undefined;
+  /** Mic / camera kept out of the mix by a moderator. */
+  private moderated = { audio: false, video: false };
+  /** The room token's id, where the server checks tokens. */
+  tokenId: string | undefined;
+  /** Dropped if no offer comes in time: a joined socket that never offers holds no seat for long. */
+  private offerTimer: NodeJS.Timeout | undefined;
   /** Microphone / camera state as the client announced it. */
   audio = true;
   video = true;
   /** Composite keyframe requests seen from this participant's browser (PLI/FIR). */
   pliReceived = 0;
+  /** When it joined, and whether its media connection has been up yet (the join-time histogram). */
+  private readonly joinedAt = performance.now();
+  private connectedOnce = false;
 
   constructor(
     readonly id: string,
     readonly name: string,
-    private readonly mixer: Mixer,
     private readonly config: Config,
+    /** Enters the room's mix once the offer is accepted (what it sends decides tile and decoders). */
+    private readonly admit: (sends: OfferedMedia) => MixerSeat,
+    readonly rights: Right[] = OPEN_RIGHTS,
   ) {
     super();
+    this.rung = new ReceiverRung(config.outputRungs.length, (r) => this.seat?.setRung(r), id);
+    this.offerTimer = setTimeout(() => this.close("no-offer"), config.joinOfferTimeoutMs);
+    this.offerTimer.unref();
+  }
+
+  /** A moderator may also record (moderation covers starting and stopping the room's recording). */
+  can(right: Right): boolean {
+    return this.rights.includes(right) || (right === "record" && this.rights.includes("moderate"));
   }
 
   /** The sink the mixer writes this participant's outgoing media into. */
   readonly sink: ParticipantSink = {
-    sendVideo: (p: RtpPacket) => void this.videoTx?.sender.sendRtp(p).catch(() => {}),
-    sendAudio: (p: RtpPacket) => void this.audioTx?.sender.sendRtp(p).catch(() => {}),
+    sendVideo: (p: RtpPacket) => {
+      if (!this.subscribes || !this.videoTx) return;
+      this.lastVideoTs = p.header.timestamp;
+      this.rung.packetSent();
+      this.videoTx.sender.sendRtp(p).catch(() => {});
+    },
+    sendAudio: (p: RtpPacket) => void (this.subscribes && this.audioTx?.sender.sendRtp(p).catch(() => {})),
     requestCameraKeyframe: (reason: string) => this.requestCameraKeyframe(reason),
+    // werift then carries the sequence on from the last packet; the timestamp step keeps the
+    // media clock exact (every output stamps a tick the same way).
+    videoSourceChanged: (timestamp: number) => {
+      if (this.lastVideoTs === undefined) return;
+      this.videoTx?.sender.replaceRTP({} as RtpPacket["header"], false, ((timestamp - this.lastVideoTs) >>> 0) || 1);
+    },
   };
+  private lastVideoTs: number | undefined;
+  /** The rung of the composite it receives: pinned, or following its link. */
+  private readonly rung: ReceiverRung;
 
   private createPeer(): RTCPeerConnection {
     const c = this.config;
@@ -65,18 +122,25 @@ export class Participant extends EventEmitter<{
       icePortRange: c.rtcPortRange,
       iceAdditionalHostAddresses: c.iceExtraHosts.length ? c.iceExtraHosts : undefined,
       codecs: {
-        video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] })],
+        // In the server's order of preference: werift answers with the first the browser offers too.
+        video: c.videoCodecs.map((codec) =>
+          codec === "h264"
+            ? useH264({ payloadType: 102, rtcpFeedback: [useNACK(), usePLI(), useFIR()], parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f" })
+            : useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),
+        ),
         audio: [useOPUS({ payloadType: 111 })],
       },
+      // The MID extension lets werift route a bundled stream even when the offer lists no a=ssrc.
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     });
     pc.onTrack.subscribe((track) => {
       if (track.kind === "video") {
         track.onReceiveRtp.subscribe((rtp) => {
           this.cameraSsrc = rtp.header.ssrc;
-          this.mixer.pushVideoRtp(this.id, rtp);
+          this.seat?.pushVideoRtp(rtp);
         });
       } else {
-        track.onReceiveRtp.subscribe((rtp) => this.mixer.pushAudioRtp(this.id, rtp));
+        track.onReceiveRtp.subscribe((rtp) => this.seat?.pushAudioRtp(rtp));
       }
     });
     pc.onDataChannel.subscribe((dc) => {
@@ -95,27 +159,55 @@ export class Participant extends EventEmitter<{
     });
     pc.connectionStateChange.subscribe((state) => {
       log.debug("connection state", { participant: this.id, state });
-      if (state === "connected") this.mixer.requestCompositeKeyframe("receiver connected");
+      if (state === "connected") {
+        this.seat?.requestKeyframe("receiver connected");
+        if (!this.connectedOnce) histograms.joinTime.observe((performance.now() - this.joinedAt) / 1000);
+        this.connectedOnce = true;
+      }
       if (state === "failed") this.close("ice-failed");
     });
     return pc;
   }
 
-  /** Answers the browser's offer (addTrack camera + mic); our tracks ride the same transceivers. */
-  async handleOffer(sdp: string): Promise<string> {
+  /**
+   * Answers the browser's offer: camera + mic (addTrack), either alone, or neither (a viewer offers
+   * both recvonly). Our tracks ride the same transceivers; werift answers each section with our
+   * sendrecv narrowed to what the client offered (a recvonly section gets sendonly).
+   */
+  async handleOffer(offer: string): Promise<string> {
     if (this.closed) throw new Error("participant closed");
-    const problem = checkOffer(sdp);
+    if (this.pc) throw new Error("this participant already negotiated; to change devices, leave and join again");
+    const problem = checkOffer(offer, { mediaSections: this.config.maxSdpMediaSections, lines: this.config.maxSdpLines });
     if (problem) throw new Error(problem);
-    this.pc ??= this.createPeer();
-    const pc = this.pc;
-    await pc.setRemoteDescription({ type: "offer", sdp });
-    for (const t of pc.getTransceivers()) {
-      if (t.kind === "video" && !this.videoTx) this.attach(t, this.videoOut);
-      else if (t.kind === "audio" && !this.audioTx) this.attach(t, this.audioOut);
+    const sdp = preferH264Mode1(acceptBundleOnly(offer));
+    const sends = offeredMedia(sdp);
+    if ((sends.audio || sends.video) && !this.can("publish")) {
+      throw new ProtocolError("forbidden", "this token may not send camera or microphone: offer them recvonly (watch mode)");
     }
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    const local = pc.localDescription!.sdp;
+    const pc = (this.pc = this.createPeer());
+    let local: string;
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp });
+      for (const t of pc.getTransceivers()) {
+        if (t.kind === "video" && !this.videoTx) this.attach(t, this.videoOut);
+        else if (t.kind === "audio" && !this.audioTx) this.attach(t, this.audioOut);
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      local = pc.localDescription!.sdp;
+      if (this.closed) throw new Error("participant closed");
+    } catch (err) {
+      // werift could not take it: the participant may try another offer on a fresh peer.
+      void pc.close().catch(() => {});
+      if (this.pc === pc) this.pc = this.videoTx = this.audioTx = undefined;
+      throw err;
+    }
+    // Media can flow only once the client has the answer: enter the mix now, with what it sends.
+    clearTimeout(this.offerTimer);
+    this.sends = sends;
+    this.codec = negotiatedCodec(this.videoTx);
+    this.seat = this.admit(sends);
+    this.pushMediaState();
+    this.emit("media"); // everyone's list now shows what it sends and its rung
     return this.config.announcedIp ? announceIp(local, this.config.announcedIp) : local;
   }
 
@@ -135,14 +227,33 @@ export class Participant extends EventEmitter<{
   }
 
   private onVideoRtcp(packet: RtcpPacket): void {
+    const ours = this.videoTx?.sender.ssrc;
+    if (packet instanceof RtcpRrPacket || packet instanceof RtcpSrPacket) {
+      for (const r of packet.reports) if (r.ssrc === ours) this.rung.report(r.fractionLost / 256);
+      return;
+    }
+    if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack && packet.feedback.mediaSourceSsrc === ours) {
+      this.rung.nacked(packet.feedback.lost);
+      return;
+    }
     if (!(packet instanceof RtcpPayloadSpecificFeedback)) return;
     const fb = packet.feedback as { count?: number; mediaSsrc?: number; fir?: { ssrc: number }[] };
-    const ours = this.videoTx?.sender.ssrc;
     const isPli = fb.count === 1 && fb.mediaSsrc === ours;
     const isFir = fb.count === 4 && (fb.fir ?? []).some((e) => e.ssrc === ours);
     if (!isPli && !isFir) return;
     this.pliReceived++;
-    this.mixer.requestCompositeKeyframe(isPli ? "receiver PLI" : "receiver FIR");
+    this.seat?.requestKeyframe(isPli ? "receiver PLI" : "receiver FIR");
+  }
+
+  /** high: the top rung; low: the lowest (data saver); auto: follow the link. */
+  setQuality(q: Quality): void {
+    const rung = this.rung.setQuality(q); // not inside `?.`: it must run before the offer too
+    this.seat?.setRung(rung);
+  }
+
+  /** Where its composite starts on the ladder. */
+  startRung(): number {
+    return this.rung.start;
   }
 
   private onChatInput(raw: string | Buffer): void {
@@ -169,12 +280,57 @@ export class Participant extends EventEmitter<{
     }
   }
 
-  /** The client muted/unmuted its mic or turned its camera off/on. */
+  /** The client muted/unmuted its mic or turned its camera off/on (a repeat of the same state changes nothing). */
   setMedia(audio: boolean, video: boolean): void {
+    if (audio === this.audio && video === this.video) return;
     this.audio = audio;
     this.video = video;
-    this.mixer.setMedia(this.id, audio, video);
+    this.pushMediaState();
     this.emit("media");
+  }
+
+  private pushMediaState(): void {
+    this.seat?.setMedia(this.audio && !this.moderated.audio, this.video && !this.moderated.video);
+  }
+
+  /** A moderator keeps our mic / camera out of the mix (true) or lets it back (false); undefined = unchanged. */
+  moderate(audio: boolean | undefined, video: boolean | undefined): void {
+    this.moderated = { audio: audio ?? this.moderated.audio, video: video ?? this.moderated.video };
+    this.pushMediaState();
+    this.emit("moderated", this.moderated.audio, this.moderated.video);
+    this.emit("media");
+  }
+
+  private get subscribes(): boolean {
+    return this.can("subscribe");
+  }
+
+  /** How the room lists this participant: `sends` null while it has not offered yet. */
+  info(): ParticipantInfo {
+    const s = this.sends;
+    return {
+      id: this.id,
+      name: this.name,
+      audio: this.audio && !this.moderated.audio && !!s?.audio,
+      video: this.video && !this.moderated.video && !!s?.video,
+      sends: s ? { audio: s.audio, video: s.video } : null,
+      moderated: this.moderated.audio || this.moderated.video,
+      rung: this.rungName(),
+      tile: this.tile(),
+      speaking: this.seat?.speaking ?? false,
+    };
+  }
+
+  private tile(): { width: number; height: number } | null {
+    const r = this.seat?.tile;
+    return r ? { width: r.w, height: r.h } : null;
+  }
+
+  /** The size of the composite it receives now, e.g. "640x360" (null: no video). */
+  private rungName(): string | null {
+    const r = this.seat?.rung;
+    const rung = r === undefined ? undefined : this.config.outputRungs[r];
+    return rung ? `${rung.width}x${rung.height}` : null;
   }
 
   private requestCameraKeyframe(reason: string): void {
@@ -186,17 +342,36 @@ export class Participant extends EventEmitter<{
     rx.sendRtcpPLI(ssrc).catch(() => {});
   }
 
-  async addCandidate(c: CandidateInit | null): Promise<void> {
+  /**
+   * A trickled candidate. Never awaited by signaling: werift resolves a `.local` (mDNS) name by
+   * multicast and waits up to 10 s for it, which would hold up the session's next messages. Those
+   * names are skipped instead: they are link-local, a server is almost never on the browser's link,
+   * and the browser's own checks reach us anyway (werift learns it as a peer-reflexive candidate).
+   */
+  addCandidate(c: CandidateInit | null): void {
     if (!this.pc) throw new Error("candidate before offer");
-    if (!c || !c.candidate) return;
-    await this.pc.addIceCandidate({ candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined });
+    if (!c || !c.candidate) return; // end-of-candidates (null, or Firefox's empty string)
+    if (isMdnsCandidate(c.candidate)) {
+      metrics.iceCandidatesSkipped.inc({ reason: "mdns" });
+      return;
+    }
+    this.pc
+      .addIceCandidate({ candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined })
+      .catch((err) => {
+        metrics.iceCandidatesSkipped.inc({ reason: "rejected" });
+        log.debug("candidate rejected", { participant: this.id, error: (err as Error).message });
+      });
   }
 
-  close(reason: CloseReason): void {
+  close(reason: CloseReason, detail?: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.offerTimer);
+    // It owns its seat: leaving the mix is its own doing (a no-op if the room closed the mixer first).
+    this.seat?.close();
+    this.seat = undefined;
     this.pc?.close().catch(() => {});
     this.pc = undefined;
-    this.emit("close", reason);
+    this.emit("close", reason, detail);
   }
 }

@@ -1,34 +1,98 @@
-// The registry of live rooms: created on first join, dropped when empty.
+// The registry of live rooms: created on first join, dropped when empty. It is also where the
+// server-wide and per-address admission caps are checked, before a participant gets a seat.
+import { AdmissionError, Concurrency, KeyedQuota } from "./admission.ts";
+export { AdmissionError } from "./admission.ts";
+import type { Cluster, LocalState } from "./cluster/Cluster.ts";
 import type { Config } from "./config.ts";
-import { metrics } from "./metrics.ts";
-import { Room } from "./Room.ts";
-
-/** What signaling may ask of recording (the page's record button). */
-export interface RecordingControl {
-  start(room: string): Promise<unknown>;
-  stop(room: string): Promise<unknown>;
-}
+import { addCollector, metrics } from "../telemetry/metrics.ts";
+import type { Participant } from "./Participant.ts";
+import { Room, type SeatOptions } from "./Room.ts";
 
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
-  /** Set by the server once recording is up. */
-  recordingControl: RecordingControl | undefined;
+  private readonly joinsByAddress: KeyedQuota;
+  /** Per address: the rooms it sits in, and how many seats in each. */
+  private readonly roomsByAddress = new Map<string, Map<string, number>>();
+  private participantsTotal = 0;
+  /** werift's offer handling is CPU-bound: a few at a time server-wide, a short queue, then `busy`. */
+  readonly offers: Concurrency;
 
-  constructor(private readonly config: Config) {}
+  private readonly stopCollecting: () => void;
 
-  getOrCreate(id: string): Room {
+  constructor(
+    private readonly config: Config,
+    /** Several nodes (REDIS_URL + NODE_URL): where rooms are placed, and told when one closes here. */
+    readonly cluster?: Cluster,
+  ) {
+    this.joinsByAddress = new KeyedQuota(() => config.maxJoinsPerIp);
+    // Receivers per composite output (codec@rung, e.g. vp8@0), summed over rooms at each scrape.
+    this.stopCollecting = addCollector(() => {
+      metrics.outputReceivers.reset();
+      for (const r of this.rooms.values()) {
+        for (const [output, n] of Object.entries(r.currentMixer?.outputsInUse ?? {})) metrics.outputReceivers.inc({ output }, n);
+      }
+    });
+    this.offers = new Concurrency(() => config.maxConcurrentOffers, () => config.maxConcurrentOffers * 4);
+  }
+
+  /** Seats a participant from `address` in room `roomId`, creating the room if needed; throws AdmissionError. */
+  join(roomId: string, name: string, address: string, seat: SeatOptions = {}): Participant {
+    const c = this.config;
+    if (this.participantsTotal >= c.maxParticipantsTotal) throw new AdmissionError("server_full", `the server is full (${c.maxParticipantsTotal} participants)`);
+    const mine = this.roomsByAddress.get(address);
+    if (!mine?.has(roomId) && (mine?.size ?? 0) >= c.maxRoomsPerIp) {
+      throw new AdmissionError("too_many_joins", `one address may be in at most ${c.maxRoomsPerIp} rooms at once (MAX_ROOMS_PER_IP)`);
+    }
+    if (!this.rooms.has(roomId) && this.rooms.size >= c.maxRooms) throw new AdmissionError("server_full", `the server has its maximum of ${c.maxRooms} rooms`);
+    const release = this.joinsByAddress.take(address);
+    if (!release) throw new AdmissionError("too_many_joins", `one address may hold at most ${c.maxJoinsPerIp} participants at once (MAX_JOINS_PER_IP)`);
+    const room = this.getOrCreate(roomId);
+    let p: Participant;
+    try {
+      p = room.join(name, seat);
+    } catch (err) {
+      release();
+      if (room.size === 0) this.drop(room);
+      throw err;
+    }
+    this.participantsTotal++;
+    const seats = mine ?? new Map<string, number>();
+    seats.set(roomId, (seats.get(roomId) ?? 0) + 1);
+    this.roomsByAddress.set(address, seats);
+    p.once("close", () => {
+      release();
+      this.participantsTotal--;
+      const left = (seats.get(roomId) ?? 1) - 1;
+      if (left > 0) seats.set(roomId, left);
+      else seats.delete(roomId);
+      if (!seats.size) this.roomsByAddress.delete(address);
+    });
+    return p;
+  }
+
+  private getOrCreate(id: string): Room {
     let room = this.rooms.get(id);
     if (!room) {
       room = new Room(id, this.config);
       const r = room;
-      room.once("empty", () => {
-        if (this.rooms.get(id) === r) this.rooms.delete(id);
-        metrics.rooms.set(this.rooms.size);
-      });
+      room.once("empty", () => this.drop(r));
       this.rooms.set(id, room);
       metrics.rooms.set(this.rooms.size);
     }
     return room;
+  }
+
+  private drop(room: Room): void {
+    if (this.rooms.get(room.id) !== room) return;
+    this.rooms.delete(room.id);
+    metrics.rooms.set(this.rooms.size);
+    this.cluster?.release(room.id);
+  }
+
+  /** This node's load and rooms, for its heartbeat in the registry. */
+  localState(): LocalState {
+    const outputs = this.all().reduce((n, r) => n + Object.keys(r.currentMixer?.outputsInUse ?? {}).length, 0);
+    return { load: { rooms: this.rooms.size, participants: this.participantsTotal, outputs }, rooms: [...this.rooms.keys()] };
   }
 
   get(id: string): Room | undefined {
@@ -40,6 +104,7 @@ export class Rooms {
   }
 
   close(): void {
+    this.stopCollecting();
     for (const r of this.rooms.values()) r.close();
     this.rooms.clear();
   }

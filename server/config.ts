@@ -1,8 +1,18 @@
 // The one place configuration is read from the environment (documented in README's table).
 import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
+import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
+import { LAYOUT_KINDS, type LayoutKind } from "../mixer/layout.ts";
+import type { LogLevel } from "../telemetry/log.ts";
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export type { LogLevel };
+
+/** One rung of the composite ladder: an encoded size and its bitrate. */
+export interface Rung {
+  width: number;
+  height: number;
+  kbps: number;
+}
 
 export interface Config {
   port: number;
@@ -11,16 +21,30 @@ export interface Config {
   width: number;
   height: number;
   fps: number;
-  /** Composite VP8 target bitrate, kbit/s. */
+  /** Composite target bitrate, kbit/s (each codec's encoder). */
   videoKbps: number;
+  /** The composite's ladder: rung 0 is the canvas; lower rungs scale the composed canvas down. */
+  outputRungs: Rung[];
+  /** Video codecs offered to browsers, in the server's order of preference; each receiver gets the first its browser takes. */
+  videoCodecs: ("vp8" | "h264")[];
   /** Per-listener Opus bitrate, kbit/s. */
   audioKbps: number;
+  /** libvpx -cpu-used of the VP8 composite: negative = that fixed speed, positive = adaptive. */
+  vp8CpuUsed: number;
   /** Periodic keyframe interval of the composite, seconds (PLIs force extra ones). */
   keyframeIntervalS: number;
   /** Minimum spacing of forced composite keyframes, ms. */
   keyframeMinIntervalMs: number;
   /** A tile whose input sent nothing for this long shows the placeholder, ms. */
   stallTimeoutMs: number;
+  /** Name labels on the tiles of the composite (and so of the recording). */
+  labels: boolean;
+  /** A new room's layout (REST or a moderator changes it per room). */
+  layout: LayoutKind;
+  /** The speaker layout's large tile goes to someone who has been the loudest speaker this long, ms. */
+  speakerHoldMs: number;
+  /** ...and changes at most this often, ms. */
+  speakerMinSwitchMs: number;
   /** UDP port range for ICE, or undefined for any port. */
   rtcPortRange: [number, number] | undefined;
   /** Extra local addresses werift gathers host candidates on (e.g. 127.0.0.1, normally skipped). */
@@ -63,6 +87,58 @@ export interface Config {
   jobAttempts: number;
   jobBackoffMs: number;
   jobLockMs: number;
+
+  // --- Limits that hold before any authentication (one anonymous client must not take the server down) ---
+  /** Rooms at once, server-wide. */
+  maxRooms: number;
+  /** Participants at once, server-wide. */
+  maxParticipantsTotal: number;
+  /** Open signaling connections (WebSockets + long-poll sessions) per client address. */
+  maxConnectionsPerIp: number;
+  /** Joined participants per client address. */
+  maxJoinsPerIp: number;
+  /** Distinct rooms one client address may be in at once (each room with media runs an encoder). */
+  maxRoomsPerIp: number;
+  /** Offers parsed and answered at once, server-wide (more wait in a short queue, beyond it `busy`). */
+  maxConcurrentOffers: number;
+  /** Offer SDP limits, checked before werift sees it. */
+  maxSdpMediaSections: number;
+  maxSdpLines: number;
+  /** A joined participant that has not offered within this time is dropped (its seat freed), ms. */
+  joinOfferTimeoutMs: number;
+  /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
+  maxBufferedBytes: number;
+  /** Out-of-order long-poll messages held per session (ahead of the next expected seq). */
+  longPollWindow: number;
+  /** A WebSocket is pinged this often and dropped when it has not echoed the last ping, ms. */
+  wsPingMs: number;
+
+  // --- Who may do what ---
+  /** HS256 secret for room tokens (JWT); when set, `join` needs a token. Unset = open rooms (local use). */
+  authSecret: string | undefined;
+  /** Lifetime of tokens minted by the API / `npm run token`, seconds. */
+  tokenTtlS: number;
+  /** /api and /metrics answer anonymous requests from non-loopback addresses (off: only with API_TOKEN, or from loopback). */
+  publicApi: boolean;
+
+  // --- Several media nodes (Redis registry; on when REDIS_URL and NODE_URL are both set) ---
+  /** How clients and the other nodes reach this node (its signaling and API), e.g. http://10.0.0.5:8080. */
+  nodeUrl: string | undefined;
+  /** This node takes no new rooms while its machine's CPU (0..1 of all cores) is above this. */
+  nodeMaxCpu: number;
+  /** ...or while it holds this many participants. */
+  nodeMaxParticipants: number;
+  /** Heartbeat period and the registration's lifetime (a dead node is forgotten after it), ms. */
+  nodeHeartbeatMs: number;
+  nodeTtlMs: number;
+  /** Key prefix of the registry in Redis. */
+  clusterPrefix: string;
+
+  // --- Recording quotas ---
+  /** Recordings running at once, server-wide. */
+  maxRecordings: number;
+  /** Free disk space (MB) below which no recording starts and running ones are stopped (`endedBy: "disk_low"`). */
+  recordingsMinFreeMb: number;
 }
 
 export class ConfigError extends Error {}
@@ -102,6 +178,12 @@ function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
   return [lo, hi];
 }
 
+function layoutKind(env: NodeJS.ProcessEnv): LayoutKind {
+  const raw = (env.LAYOUT || "grid").toLowerCase();
+  if (raw === "pinned" || !LAYOUT_KINDS.includes(raw as LayoutKind)) throw new ConfigError(`LAYOUT must be grid or speaker, got "${env.LAYOUT}"`);
+  return raw as LayoutKind;
+}
+
 function bool(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
   const raw = (env[name] ?? "").toLowerCase();
   if (raw === "") return def;
@@ -115,6 +197,27 @@ function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
   if (!raw) return undefined;
   if (!/^rediss?:\/\//.test(raw)) throw new ConfigError(`REDIS_URL must look like redis://host:6379, got "${raw}"`);
   return raw;
+}
+
+function nodeUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.NODE_URL;
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`NODE_URL must be this node's http(s) URL, e.g. http://10.0.0.5:8080; got "${raw}"`);
+  }
+  if (!/^https?:$/.test(u.protocol) || u.pathname !== "/" || u.search) throw new ConfigError(`NODE_URL must be an http(s) origin, e.g. http://10.0.0.5:8080; got "${raw}"`);
+  return u.origin;
+}
+
+function fraction(env: NodeJS.ProcessEnv, name: string, def: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new ConfigError(`${name} must be a fraction in (0, 1], got "${raw}"`);
+  return n;
 }
 
 function urlList(env: NodeJS.ProcessEnv, name: string, schemes: string[]): string[] {
@@ -143,6 +246,51 @@ function iceServers(env: NodeJS.ProcessEnv): Config["iceServers"] {
   return parsed as Config["iceServers"];
 }
 
+/** Default: 1.5 Mbit/s at 720p, scaled by pixel count^0.75 (bits per pixel rise as pictures shrink). */
+const kbpsFor = (w: number, h: number) => Math.round(1500 * ((w * h) / (1280 * 720)) ** 0.75);
+
+function videoKbps(env: NodeJS.ProcessEnv, width: number, height: number): number {
+  return int(env, "VIDEO_KBPS", kbpsFor(width, height), 50, 20_000);
+}
+
+/** OUTPUT_RUNGS=1280x720:1500,640x360:500; default: the canvas, half and quarter size. */
+function rungs(env: NodeJS.ProcessEnv, width: number, height: number, kbps: number): Rung[] {
+  const even = (n: number) => Math.max(64, Math.round(n / 2) * 2);
+  const raw = env.OUTPUT_RUNGS;
+  if (!raw) {
+    return [{ width, height, kbps }, ...[2, 4].map((d) => ({ width: even(width / d), height: even(height / d), kbps: kbpsFor(even(width / d), even(height / d)) }))];
+  }
+  const list = raw.split(",").map((r) => {
+    const m = /^\s*(\d+)x(\d+):(\d+)\s*$/.exec(r);
+    const [w, h, k] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+    if (!m || w % 2 || h % 2 || w < 64 || h < 64 || w > width || h > height || k < 20 || k > 20_000) {
+      throw new ConfigError(`OUTPUT_RUNGS must look like ${width}x${height}:1500,640x360:500 (even sizes, at most OUTPUT_SIZE, largest first); got "${raw}"`);
+    }
+    return { width: w, height: h, kbps: k };
+  });
+  if (list[0]!.width !== width || list[0]!.height !== height || list.some((r, i) => i > 0 && r.width * r.height >= list[i - 1]!.width * list[i - 1]!.height)) {
+    throw new ConfigError(`OUTPUT_RUNGS must start at OUTPUT_SIZE (${width}x${height}) and get smaller; got "${raw}"`);
+  }
+  return list;
+}
+
+function codecList(env: NodeJS.ProcessEnv): ("vp8" | "h264")[] {
+  const raw = env.VIDEO_CODECS || "vp8,h264";
+  const list = raw.split(",").map((c) => c.trim().toLowerCase()).filter(Boolean);
+  if (!list.length || list.some((c) => c !== "vp8" && c !== "h264") || new Set(list).size !== list.length) {
+    throw new ConfigError(`VIDEO_CODECS must list vp8 and/or h264 once each, e.g. h264,vp8; got "${raw}"`);
+  }
+  return list as ("vp8" | "h264")[];
+}
+
+function secret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  // HS256 with a guessable key is no protection: ask for at least 32 characters.
+  if (raw.length < 32) throw new ConfigError(`${name} must be at least 32 characters (e.g. openssl rand -hex 32)`);
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const [width, height] = size(env);
   const logLevel = (env.LOG_LEVEL || "info") as LogLevel;
@@ -150,6 +298,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`LOG_LEVEL must be debug|info|warn|error, got "${logLevel}"`);
   }
   if (env.TURN_URLS && !env.TURN_SECRET) throw new ConfigError("TURN_URLS needs TURN_SECRET (coturn's static-auth-secret)");
+  if (env.NODE_URL && !env.REDIS_URL) throw new ConfigError("NODE_URL needs REDIS_URL: the nodes find each other in Redis");
+  const nodeHeartbeatMs = int(env, "NODE_HEARTBEAT_MS", 1000, 50, 60_000);
+  const nodeTtlMs = int(env, "NODE_TTL_MS", 3000, 150, 600_000);
+  if (nodeTtlMs < 2 * nodeHeartbeatMs) throw new ConfigError(`NODE_TTL_MS (${nodeTtlMs}) must be at least twice NODE_HEARTBEAT_MS (${nodeHeartbeatMs})`);
+  const maxParticipantsTotal = int(env, "MAX_PARTICIPANTS_TOTAL", 64, 1, 100_000);
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -157,11 +310,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     height,
     fps: int(env, "OUTPUT_FPS", 30, 1, 60),
     // Default: 1.5 Mbit/s at 720p, scaled by pixel count^0.75 (bits per pixel rise as pictures shrink).
-    videoKbps: int(env, "VIDEO_KBPS", Math.round(1500 * ((width * height) / (1280 * 720)) ** 0.75), 50, 20_000),
+    videoKbps: videoKbps(env, width, height),
     audioKbps: int(env, "AUDIO_KBPS", 32, 6, 256),
+    vp8CpuUsed: int(env, "VP8_CPU_USED", VP8_CPU_USED, -16, 16),
+    videoCodecs: codecList(env),
+    outputRungs: rungs(env, width, height, videoKbps(env, width, height)),
     keyframeIntervalS: int(env, "KEYFRAME_INTERVAL_S", 10, 1, 600),
     keyframeMinIntervalMs: int(env, "KEYFRAME_MIN_INTERVAL_MS", 500, 0, 60_000),
     stallTimeoutMs: int(env, "STALL_TIMEOUT_MS", 1500, 100, 60_000),
+    labels: bool(env, "LABELS", true),
+    layout: layoutKind(env),
+    speakerHoldMs: int(env, "SPEAKER_HOLD_MS", 1500, 0, 60_000),
+    speakerMinSwitchMs: int(env, "SPEAKER_MIN_SWITCH_MS", 3000, 0, 600_000),
     rtcPortRange: portRange(env),
     announcedIp: env.ANNOUNCED_IP || undefined,
     iceExtraHosts: (env.ICE_EXTRA_HOSTS || "").split(",").map((h) => h.trim()).filter(Boolean),
@@ -185,5 +345,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobAttempts: int(env, "JOB_ATTEMPTS", 5, 1, 100),
     jobBackoffMs: int(env, "JOB_BACKOFF_MS", 2000, 10, 3_600_000),
     jobLockMs: int(env, "JOB_LOCK_MS", 30_000, 1000, 3_600_000),
+    maxRooms: int(env, "MAX_ROOMS", 32, 1, 10_000),
+    maxParticipantsTotal,
+    maxConnectionsPerIp: int(env, "MAX_CONNECTIONS_PER_IP", 32, 1, 100_000),
+    maxJoinsPerIp: int(env, "MAX_JOINS_PER_IP", 24, 1, 100_000),
+    maxRoomsPerIp: int(env, "MAX_ROOMS_PER_IP", 4, 1, 10_000),
+    maxConcurrentOffers: int(env, "MAX_CONCURRENT_OFFERS", 2, 1, 64),
+    maxSdpMediaSections: int(env, "MAX_SDP_MEDIA_SECTIONS", 8, 1, 64),
+    maxSdpLines: int(env, "MAX_SDP_LINES", 1000, 50, 100_000),
+    joinOfferTimeoutMs: int(env, "JOIN_OFFER_TIMEOUT_MS", 20_000, 1000, 600_000),
+    maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),
+    wsPingMs: int(env, "WS_PING_MS", 15_000, 100, 600_000),
+    authSecret: secret(env, "AUTH_SECRET"),
+    tokenTtlS: int(env, "TOKEN_TTL_S", 3600, 10, 365 * 86_400),
+    publicApi: bool(env, "PUBLIC_API", false),
+    nodeUrl: nodeUrl(env),
+    nodeMaxCpu: fraction(env, "NODE_MAX_CPU", 0.8),
+    nodeMaxParticipants: int(env, "NODE_MAX_PARTICIPANTS", maxParticipantsTotal, 1, 100_000),
+    nodeHeartbeatMs,
+    nodeTtlMs,
+    clusterPrefix: env.CLUSTER_PREFIX || "mixroom",
+    maxRecordings: int(env, "MAX_RECORDINGS", 4, 1, 1000),
+    recordingsMinFreeMb: int(env, "RECORDINGS_MIN_FREE_MB", 1024, 0, 100_000_000),
   };
 }

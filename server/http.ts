@@ -1,20 +1,33 @@
 // The HTTP side: a thin koa app. Routes call into the domain; they do not hold it.
 import { createHash, timingSafeEqual } from "node:crypto";
-import fs from "node:fs/promises";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Koa from "koa";
-import { renderMetrics } from "./metrics.ts";
+import { clientAddress, isLoopback } from "./admission.ts";
+import { logger } from "../telemetry/log.ts";
+import { metrics, metricsContentType, renderMetrics } from "../telemetry/metrics.ts";
 import type { ClientBundle } from "./clientBundle.ts";
-import type { Rooms } from "./Rooms.ts";
 
-const clientDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "client");
+const log = logger("http");
 
-/** With a token configured, /api/* answers only requests that carry it (the page itself needs none). */
-export function apiAuth(token: string | undefined): Koa.Middleware {
+/** Without API_TOKEN: the operator's own machine, or anyone where PUBLIC_API=on says so. */
+export function anonymousApiAllowed(address: string, publicApi: boolean): boolean {
+  return publicApi || isLoopback(address);
+}
+
+/**
+ * /api and /metrics are for operators. With API_TOKEN set they answer only requests that carry it;
+ * without it, only requests from loopback (the operator's own machine) unless PUBLIC_API=on. The
+ * page itself needs neither.
+ */
+export function apiAuth(token: string | undefined, publicApi = false): Koa.Middleware {
   const want = token ? createHash("sha256").update(token).digest() : undefined;
   return async (ctx, next) => {
-    if (!want || !ctx.path.startsWith("/api/")) return next();
+    if (!ctx.path.startsWith("/api/") && ctx.path !== "/api" && ctx.path !== "/metrics") return next();
+    if (!want) {
+      if (anonymousApiAllowed(clientAddress(ctx.req.socket.remoteAddress), publicApi)) return next();
+      ctx.status = 403;
+      ctx.body = { error: "forbidden", message: "set API_TOKEN to use /api and /metrics from another machine (or PUBLIC_API=on)" };
+      return;
+    }
     const got = /^Bearer (.+)$/.exec(ctx.get("Authorization"))?.[1];
     if (!got || !timingSafeEqual(createHash("sha256").update(got).digest(), want)) {
       ctx.status = 401;
@@ -26,15 +39,25 @@ export function apiAuth(token: string | undefined): Koa.Middleware {
   };
 }
 
-export function createHttpApp(rooms: Rooms, client: ClientBundle, extra: Koa.Middleware[] = []): Koa {
+export function createHttpApp(client: ClientBundle, extra: Koa.Middleware[] = []): Koa {
   const app = new Koa();
+  // koa's error policy: a client reads an error's message only when it was meant for it (`expose`,
+  // as ctx.throw(4xx) sets); anything else is "internal error" to the client and logged with its
+  // stack here. Every 5xx answer, thrown or set by a route (502, 507), is counted and logged.
   app.use(async (ctx, next) => {
     try {
       await next();
     } catch (err) {
       const e = err as Error & { status?: number; expose?: boolean };
-      ctx.status = e.status ?? 500;
-      ctx.body = { error: ctx.status >= 500 ? "internal" : "bad_request", message: e.expose === false ? "internal error" : e.message };
+      const status = e.status && e.status >= 400 && e.status < 600 ? e.status : 500;
+      ctx.status = status;
+      ctx.body = { error: status >= 500 ? "internal" : "bad_request", message: e.expose ? e.message : status >= 500 ? "internal error" : "bad request" };
+      if (status >= 500) log.error("request failed", { method: ctx.method, path: ctx.path, status, error: e.message, stack: e.stack });
+    }
+    if (ctx.status >= 500) {
+      metrics.httpErrors.inc({ status: String(ctx.status) });
+      const code = (ctx.body as { error?: string } | undefined)?.error;
+      if (code !== "internal") log.warn("answered with a server error", { method: ctx.method, path: ctx.path, status: ctx.status, error: code });
     }
   });
   for (const m of extra) app.use(m);
@@ -48,16 +71,13 @@ export function createHttpApp(rooms: Rooms, client: ClientBundle, extra: Koa.Mid
         ctx.body = { ok: true };
         return;
       case "/metrics":
-        ctx.type = "text/plain; version=0.0.4";
-        ctx.body = renderMetrics();
-        return;
-      case "/api/rooms":
-        ctx.body = rooms.all().map((r) => ({ id: r.id, participants: r.list(), layout: r.currentMixer?.layout() ?? [], recording: r.state().recording }));
+        ctx.type = metricsContentType;
+        ctx.body = await renderMetrics();
         return;
       case "/":
       case "/index.html":
         ctx.type = "html";
-        ctx.body = await fs.readFile(path.join(clientDir, "index.html"));
+        ctx.body = client.html;
         return;
       case "/client.js":
         ctx.type = "application/javascript";

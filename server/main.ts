@@ -3,16 +3,24 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type Config } from "./config.ts";
-import { bundleClient } from "./clientBundle.ts";
+import { killFfmpegOnExit } from "../mixer/FfmpegProcess.ts";
+import { loadClient } from "./clientBundle.ts";
+import { clusterApi } from "./cluster/api.ts";
+import { Cluster } from "./cluster/Cluster.ts";
+import { KeyedQuota } from "./admission.ts";
 import { apiAuth, createHttpApp } from "./http.ts";
-import { longPollSignaling } from "./longpoll.ts";
-import { logger, setLogLevel } from "./log.ts";
+import { longPollSignaling } from "./signaling/longpoll.ts";
+import { logger, setLogLevel } from "../telemetry/log.ts";
 import { recordingsApi } from "./recordings/api.ts";
 import { Recordings } from "./recordings/Recordings.ts";
 import { Rooms } from "./Rooms.ts";
-import { attachWebSocketSignaling } from "./signaling.ts";
+import { roomsApi } from "./roomsApi.ts";
+import { tokensApi } from "./tokensApi.ts";
+import { attachWebSocketSignaling } from "./signaling/websocket.ts";
 
 const log = logger("server");
+/** What clients are told to wait before reconnecting when this server shuts down. */
+const RECONNECT_AFTER_MS = 2000;
 
 export interface RunningServer {
   url: string;
@@ -20,6 +28,8 @@ export interface RunningServer {
   rooms: Rooms;
   recordings: Recordings;
   config: Config;
+  /** The node registry, when this is one of several nodes (REDIS_URL + NODE_URL). */
+  cluster: Cluster | undefined;
   /** Drops the signaling WebSocket(s) of a participant as a network failure would (for tests). */
   dropWebSocket(participantId: string): boolean;
   close(): Promise<void>;
@@ -28,14 +38,27 @@ export interface RunningServer {
 export async function startServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
   const config = { ...loadConfig(), ...overrides };
   setLogLevel(config.logLevel);
-  const rooms = new Rooms(config);
-  const recordings = new Recordings(rooms, config);
+  killFfmpegOnExit();
+  const { redisUrl, nodeUrl } = config;
+  // The registry reads this node's rooms at each heartbeat (after start), so it can come first.
+  const cluster = redisUrl && nodeUrl ? new Cluster({ ...config, redisUrl, nodeUrl }, () => rooms.localState()) : undefined;
+  const rooms = new Rooms(config, cluster);
+  const recordings = new Recordings(rooms, config, cluster);
   await recordings.init();
-  rooms.recordingControl = recordings;
-  const longPoll = longPollSignaling(rooms, config);
-  const app = createHttpApp(rooms, await bundleClient(), [apiAuth(config.apiToken), longPoll.middleware, recordingsApi(recordings)]);
+  // One cap on signaling connections per client address, long-poll sessions and WebSockets alike.
+  const connections = new KeyedQuota(() => config.maxConnectionsPerIp);
+  const longPoll = longPollSignaling(rooms, config, connections, recordings);
+  const client = await loadClient();
+  const app = createHttpApp(client, [
+    apiAuth(config.apiToken, config.publicApi),
+    longPoll.middleware,
+    ...(cluster ? [clusterApi(cluster, rooms)] : []),
+    recordingsApi(recordings),
+    tokensApi(config),
+    roomsApi(rooms),
+  ]);
   const server = http.createServer(app.callback());
-  const signaling = attachWebSocketSignaling(rooms, config);
+  const signaling = attachWebSocketSignaling(rooms, config, connections, recordings);
   server.on("upgrade", (req, socket, head) => {
     if (!signaling.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -45,11 +68,17 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
+  await cluster?.start();
+  if (!config.authSecret) {
+    log.warn("OPEN ROOMS: AUTH_SECRET is not set, so anyone who reaches this server can join any room. Set AUTH_SECRET (and API_TOKEN) on a public address.");
+  }
   log.info("listening", {
     url: `http://${config.host}:${port}`,
     output: `${config.width}x${config.height}@${config.fps}`,
     recordings: config.recordingsDir,
     postprocessing: recordings.queue.mode,
+    client: client.source,
+    ...(cluster ? { node: cluster.self.url, boot: cluster.self.boot } : {}),
   });
   return {
     url,
@@ -57,13 +86,19 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     rooms,
     recordings,
     config,
+    cluster,
     dropWebSocket: (id) => signaling.drop(id),
     async close() {
+      // Tell every client first, so pages reconnect elsewhere (long-poll sessions get it in their
+      // held GET). Then close the recordings while their mixers still run, then the connections (1001).
+      cluster?.drain();
+      signaling.notifyShutdown(RECONNECT_AFTER_MS);
+      longPoll.notifyShutdown(RECONNECT_AFTER_MS);
+      await Promise.all([recordings.close(), new Promise((r) => setTimeout(r, 300))]);
       longPoll.close();
       signaling.close();
-      // Before the rooms: a recording closes its file while its mixer still runs.
-      await recordings.close();
       rooms.close();
+      await cluster?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
@@ -73,7 +108,10 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   startServer().then(
     (s) => {
-      const stop = () => s.close().then(() => process.exit(0));
+      const stop = () => {
+        log.info("shutting down: telling clients, closing recordings");
+        void s.close().then(() => process.exit(0));
+      };
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     },

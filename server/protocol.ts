@@ -1,13 +1,30 @@
 // The signaling protocol: one schema per message (zod), parsed in one place.
 import { z } from "zod";
+import type { IceServer } from "./turn.ts";
 
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A display name as others will see it: control characters, bidi overrides/isolates and zero-width
+ * characters (all of Unicode's Cc and Cf) removed, runs of white space made one space, trimmed. Names
+ * that impersonate by invisible or reordering characters then read as what they are.
+ */
+export function cleanName(raw: string): string {
+  return raw.replace(/\s+/g, " ").replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "").replace(/ {2,}/g, " ").trim();
+}
 
 const Join = z.object({
   type: z.literal("join"),
   room: z.string().regex(ROOM_RE, "room must be 1-64 characters of A-Z a-z 0-9 _ -"),
-  name: z.string().trim().min(1, "name must not be empty").max(64, "name must be at most 64 characters"),
+  name: z.string().max(256, "name must be at most 64 characters").transform(cleanName)
+    .pipe(z.string().min(1, "name must not be empty").max(64, "name must be at most 64 characters")),
+  /** A room token (JWT) where the server has AUTH_SECRET. */
+  token: z.string().max(4096).optional(),
+  /** Which rung of the composite: auto (follow the link, default), high, low (data saver). */
+  quality: z.enum(["auto", "high", "low"]).optional(),
 });
+/** Change the rung policy during the call (the page's data-saver toggle). */
+const Quality = z.object({ type: z.literal("quality"), quality: z.enum(["auto", "high", "low"]) });
 const Offer = z.object({ type: z.literal("offer"), sdp: z.string().min(1).max(64 * 1024) });
 const Candidate = z.object({
   type: z.literal("candidate"),
@@ -25,11 +42,19 @@ const Leave = z.object({ type: z.literal("leave") });
 const Media = z.object({ type: z.literal("media"), audio: z.boolean(), video: z.boolean() });
 /** Start (on) or stop the room's recording from the page, where CLIENT_RECORDING allows it. */
 const Record = z.object({ type: z.literal("record"), on: z.boolean() });
+/** Moderation by a holder of the `moderate` right: kick or mute a participant, end the room, or set its layout. */
+const Moderate = z.discriminatedUnion("action", [
+  z.object({ type: z.literal("moderate"), action: z.literal("kick"), participant: z.string().max(128), reason: z.string().max(200).optional() }),
+  z.object({ type: z.literal("moderate"), action: z.literal("mute"), participant: z.string().max(128), audio: z.boolean().optional(), video: z.boolean().optional() }),
+  z.object({ type: z.literal("moderate"), action: z.literal("end"), reason: z.string().max(200).optional() }),
+  z.object({ type: z.literal("moderate"), action: z.literal("layout"), layout: z.enum(["grid", "speaker", "pinned"]), participant: z.string().max(128).optional() }),
+]);
 
-export const ClientMessage = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave, Media, Record]);
-export type ClientMessage = z.infer<typeof ClientMessage>;
+const Plain = z.discriminatedUnion("type", [Join, Offer, Candidate, Leave, Media, Record, Quality]);
+export type ClientMessage = z.infer<typeof Plain> | z.infer<typeof Moderate>;
 export type JoinMessage = z.infer<typeof Join>;
 export type CandidateInit = NonNullable<z.infer<typeof Candidate>["candidate"]>;
+export type ModerateMessage = z.infer<typeof Moderate>;
 
 export type ErrorCode =
   | "bad_json"
@@ -42,14 +67,44 @@ export type ErrorCode =
   | "bad_offer"
   | "rate_limited"
   | "forbidden"
+  | "unauthorized"
   | "recording_refused"
+  | "server_full"
+  | "too_many_joins"
+  | "busy"
+  | "offer_timeout"
+  | "unknown_participant"
+  /** Several nodes: the room registry (Redis) is out of reach, or every node is at capacity. */
+  | "cluster_unavailable"
+  | "cluster_full"
   | "internal";
 
 export interface ParticipantInfo {
   id: string;
   name: string;
+  /** The mic is sent and not muted. */
   audio: boolean;
+  /** The camera is sent and on. */
   video: boolean;
+  /** What its offer sends: null before the offer; neither = a viewer (watching, no tile). */
+  sends: { audio: boolean; video: boolean } | null;
+  /** A moderator keeps its mic or camera out of the mix. */
+  moderated: boolean;
+  /** The size of the composite it receives now (its rung), e.g. "640x360"; null without video. */
+  rung: string | null;
+  /** Its tile in the composite now (its camera need not send more pixels); null without a tile. */
+  tile: { width: number; height: number } | null;
+  /** Speaking now (sustained voice, with a hold: what the highlight shows). */
+  speaking: boolean;
+}
+
+/** The room's arrangement: the grid, the active speaker large, or a pinned participant large. */
+export interface RoomLayout {
+  layout: "grid" | "speaker" | "pinned";
+  /** The pinned participant (layout pinned). */
+  pinned: string | null;
+  /** Who the speaker layout shows large now (the last to hold the floor), if anyone has spoken. */
+  activeSpeaker: string | null;
 }
 
 /** A chat line as relayed to the room (over each participant's "chat" data channel). */
@@ -77,7 +132,7 @@ export function parseChatInput(raw: string | Buffer): string {
 }
 
 export type ServerMessage =
-  | { type: "joined"; participantId: string; room: string; iceServers: unknown[]; canRecord: boolean }
+  | { type: "joined"; participantId: string; room: string; name: string; iceServers: IceServer[]; canRecord: boolean; rights: string[] }
   | { type: "answer"; sdp: string }
   | { type: "candidate"; candidate: CandidateInit | null }
   | {
@@ -85,8 +140,20 @@ export type ServerMessage =
       participants: ParticipantInfo[];
       tile: { width: number; height: number };
       recording: { id: string; startedAt: string } | null;
-    }
-  | { type: "error"; code: ErrorCode; message: string };
+    } & RoomLayout
+  | { type: "error"; code: ErrorCode; message: string }
+  /** You were removed from the room (do not rejoin automatically). */
+  | { type: "kicked"; reason: string }
+  /** A moderator turned your mic/camera off in the mix (true = muted by the moderator). */
+  | { type: "moderated"; audio: boolean; video: boolean }
+  /** The room was ended by a moderator. */
+  | { type: "room_ended"; reason: string }
+  /** Who speaks now (ids) and who the speaker view shows large; on every change, at most 5 a second. */
+  | { type: "speakers"; speaking: string[]; activeSpeaker: string | null }
+  /** The server is going away: reconnect (elsewhere) in a moment. */
+  | { type: "shutdown"; reconnectAfterMs: number }
+  /** The room lives on another node: connect to `url` and send the same join there (nothing was joined here). */
+  | { type: "redirect"; url: string; room: string };
 
 export class ProtocolError extends Error {
   constructor(
@@ -97,7 +164,7 @@ export class ProtocolError extends Error {
   }
 }
 
-const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave", "media", "record"]);
+const KNOWN_TYPES = new Set(["join", "offer", "candidate", "leave", "media", "record", "moderate", "quality"]);
 
 /** Parses one raw message; throws ProtocolError with the code the client will receive. */
 export function parseClientMessage(raw: string | Buffer, maxBytes: number): ClientMessage {
@@ -115,7 +182,8 @@ export function parseClientMessage(raw: string | Buffer, maxBytes: number): Clie
   const type = (data as { type?: unknown }).type;
   if (typeof type !== "string") throw new ProtocolError("invalid_message", "message must have a string `type`");
   if (!KNOWN_TYPES.has(type)) throw new ProtocolError("unknown_type", `unknown message type "${type.slice(0, 40)}"`);
-  const r = ClientMessage.safeParse(data);
+  // Moderation is keyed by `action` within its type; everything else by `type` alone.
+  const r = type === "moderate" ? Moderate.safeParse(data) : Plain.safeParse(data);
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue.path.length ? `${issue.path.join(".")}: ` : "";

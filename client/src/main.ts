@@ -1,5 +1,5 @@
 // The page: a join form (or ?room=&name=), the composite in #mixed, participants, controls, chat.
-import { Call, type Participant } from "./call.ts";
+import { Call, type LayoutKind, type Participant, type Quality, type RoomLayout } from "./call.ts";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -12,16 +12,42 @@ function el(tag: string, text: string, cls?: string): HTMLElement {
   return e;
 }
 
-function showParticipants(list: Participant[]): void {
+let shown: { list: Participant[]; room: RoomLayout } = { list: [], room: { layout: "grid", pinned: null, activeSpeaker: null } };
+
+/** Speaking changes come on their own: the list is drawn again with them. */
+function showSpeakers(speaking: string[], activeSpeaker: string | null): void {
+  const list = shown.list.map((p) => ({ ...p, speaking: speaking.includes(p.id) }));
+  showParticipants(list, { ...shown.room, activeSpeaker });
+}
+
+function showParticipants(list: Participant[], room: RoomLayout): void {
+  shown = { list, room };
+  const moderator = !!call?.rights.includes("moderate");
+  $("layout-select").hidden = !moderator;
+  $<HTMLSelectElement>("layout-select").value = room.layout === "pinned" ? "grid" : room.layout;
   $("participants").replaceChildren(
     ...list.map((p) => {
       const li = el("li", p.name + (p.id === call?.participantId ? " (you)" : ""));
       li.dataset.id = p.id;
-      if (!p.audio) li.append(el("span", " · muted", "flag"));
-      if (!p.video) li.append(el("span", " · camera off", "flag"));
+      li.classList.toggle("speaking", !!p.speaking);
+      for (const flag of participantFlags(p)) li.append(el("span", ` · ${flag}`, "flag"));
+      if (p.rung) li.append(el("span", ` · ${p.rung.split("x")[1]}p`, "flag rung"));
+      if (room.layout === "pinned" && room.pinned === p.id) li.append(el("span", " · pinned", "flag pinned"));
+      if (p.speaking) li.append(el("span", " · speaking", "flag speaking"));
+      if (moderator && p.tile) li.append(pinButton(p, room));
+      if (moderator && p.id !== call?.participantId) li.append(...moderatorButtons(p));
       return li;
     }),
   );
+}
+
+/** A moderator pins someone large in everyone's composite (or unpins: back to the grid). */
+function pinButton(p: Participant, room: RoomLayout): HTMLElement {
+  const pinned = room.layout === "pinned" && room.pinned === p.id;
+  const b = el("button", pinned ? "Unpin" : "Pin", "mod");
+  b.dataset.action = "pin";
+  b.onclick = () => call?.setLayout(pinned ? "grid" : "pinned", pinned ? undefined : p.id);
+  return b;
 }
 
 async function fillDevices(): Promise<void> {
@@ -39,7 +65,33 @@ async function fillDevices(): Promise<void> {
   }
 }
 
-function start(room: string, name: string): void {
+/** A moderator's controls beside someone in the list: mute (or let back) in the mix, and remove. */
+function moderatorButtons(p: Participant): HTMLElement[] {
+  const mute = el("button", p.moderated ? "Unmute" : "Mute", "mod");
+  mute.dataset.action = "mute";
+  mute.onclick = () => call?.moderate("mute", p.id, !p.moderated);
+  const kick = el("button", "Remove", "mod");
+  kick.dataset.action = "kick";
+  kick.onclick = () => call?.moderate("kick", p.id);
+  return [mute, kick];
+}
+
+/** How someone takes part, in words: joining, watching, no mic, muted, no camera, camera off. */
+function participantFlags(p: Participant): string[] {
+  if (!p.sends) return ["joining"];
+  if (!p.sends.audio && !p.sends.video) return ["watching"];
+  if (p.moderated) return ["muted by a moderator"];
+  return [
+    !p.sends.audio ? "no mic" : !p.audio ? "muted" : "",
+    !p.sends.video ? "no camera" : !p.video ? "camera off" : "",
+  ].filter(Boolean);
+}
+
+const asked = q.get("quality");
+const startQuality: Quality = asked === "high" || asked === "low" ? asked : "auto";
+$<HTMLInputElement>("data-saver").checked = startQuality === "low";
+
+function start(room: string, name: string, mode: "call" | "watch"): void {
   $("join").hidden = true;
   $("call").hidden = false;
   $("room-name").textContent = room;
@@ -50,11 +102,19 @@ function start(room: string, name: string): void {
       transport: q.get("transport") === "longpoll" ? "longpoll" : "auto",
       iceTransportPolicy: q.get("ice") === "relay" ? "relay" : "all",
       audioProcessing: q.get("processing") !== "off",
+      mode,
+      token: q.get("token") ?? undefined,
+      videoCodec: q.get("codec") === "h264" || q.get("codec") === "vp8" ? (q.get("codec") as "h264" | "vp8") : undefined,
+      quality: startQuality,
     },
     {
-      state: (t) => ($("state").textContent = t),
+      state: (t) => {
+        $("state").textContent = t;
+        $("end-room").hidden = !call?.rights.includes("moderate") || t === "ended" || t === "left";
+      },
       error: (t) => ($("error").textContent = t),
       participants: showParticipants,
+      speakers: showSpeakers,
       recording: (info, canRecord) => {
         // Everyone sees that the room is recorded; the button is there only where allowed.
         $("rec").hidden = !info;
@@ -69,6 +129,15 @@ function start(room: string, name: string): void {
         $("chat-log").append(line);
         line.scrollIntoView({ block: "nearest" });
       },
+      devices: (has, notice, canRetry) => {
+        // Controls only for what this device sends; the notice says why something is missing.
+        $("mute").hidden = $("mic-select").hidden = !has.audio;
+        $("camera").hidden = $("cam-select").hidden = !has.video;
+        $("selfview").parentElement!.hidden = !has.video;
+        $("notice").hidden = !notice;
+        $("notice-text").textContent = notice;
+        $("retry-devices").hidden = !canRetry;
+      },
       stream: (s) => {
         const v = $<HTMLVideoElement>("mixed");
         if (v.srcObject !== s) v.srcObject = s;
@@ -81,8 +150,9 @@ function start(room: string, name: string): void {
 
 $("join").onsubmit = (e) => {
   e.preventDefault();
-  start($<HTMLInputElement>("room").value, $<HTMLInputElement>("name").value);
+  start($<HTMLInputElement>("room").value, $<HTMLInputElement>("name").value, $<HTMLInputElement>("watch-only").checked ? "watch" : "call");
 };
+$("retry-devices").onclick = () => void call?.retryDevices().then(fillDevices);
 $("mute").onclick = async () => {
   await call?.setMic(!call.micOn);
   $("mute").textContent = call?.micOn ? "Mute" : "Unmute";
@@ -92,6 +162,9 @@ $("camera").onclick = async () => {
   $("camera").textContent = call?.camOn ? "Camera off" : "Camera on";
 };
 $("record").onclick = () => call?.setRecording(!call.recording);
+$("end-room").onclick = () => call?.moderate("end");
+$("layout-select").onchange = () => call?.setLayout($<HTMLSelectElement>("layout-select").value as LayoutKind);
+$("data-saver").onchange = () => call?.setQuality($<HTMLInputElement>("data-saver").checked ? "low" : "auto");
 $("selfview").onchange = () => {
   const v = $<HTMLVideoElement>("self");
   const on = $<HTMLInputElement>("selfview").checked;
@@ -112,4 +185,4 @@ $("chat-form").onsubmit = (e) => {
 
 const room = q.get("room");
 const name = q.get("name");
-if (room && name) start(room, name);
+if (room && name) start(room, name, q.get("mode") === "watch" ? "watch" : "call");

@@ -1,22 +1,24 @@
 // Signaling transports: WebSocket first, HTTP long polling where WebSocket is unavailable.
 // Both carry the same JSON messages; everything above them uses one code path.
+import type { ClientMessage, ServerMessage } from "../../server/protocol.ts";
 
 export interface Transport {
   readonly kind: "websocket" | "longpoll";
-  send(msg: unknown): void;
+  send(msg: ClientMessage): void;
   /** Closes without a "dropped" callback (a deliberate leave). */
   close(): void;
 }
 
 export interface TransportEvents {
-  onMessage(msg: any): void;
+  onMessage(msg: ServerMessage): void;
   /** The connection went away without close() being called. */
   onDrop(reason: string): void;
 }
 
-export function connectWebSocket(ev: TransportEvents, timeoutMs: number): Promise<Transport> {
+/** `node`: the origin of the node to talk to (a `redirect` named it); default this page's own. */
+export function connectWebSocket(ev: TransportEvents, timeoutMs: number, node = location.origin): Promise<Transport> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    const ws = new WebSocket(`${node.replace(/^http/, "ws")}/ws`);
     let open = false;
     let closing = false;
     const timer = setTimeout(() => {
@@ -44,11 +46,12 @@ export function connectWebSocket(ev: TransportEvents, timeoutMs: number): Promis
 }
 
 /** Long polling: POST /signal for a session, numbered POSTs to send, held GETs to receive. */
-export async function connectLongPoll(ev: TransportEvents): Promise<Transport> {
-  const res = await fetch("/signal", { method: "POST" });
+export async function connectLongPoll(ev: TransportEvents, node = location.origin): Promise<Transport> {
+  const res = await fetch(`${node}/signal`, { method: "POST" });
   if (!res.ok) throw new Error(`long-poll session refused (${res.status})`);
-  const { session } = await res.json();
-  const base = `/signal/${session}`;
+  // A node behind a load balancer names itself: the session's requests go to it, not to the balancer.
+  const { session, node: own } = await res.json();
+  const base = `${own ?? node}/signal/${session}`;
   let closed = false;
   let seqOut = 0;
   let acked = 0;

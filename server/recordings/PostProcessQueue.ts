@@ -5,8 +5,8 @@
 // Either way the recording's metadata file carries status and progress, and anything unfinished is
 // found again from the storage directory at startup, so a crash loses no recording.
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import { logger } from "../log.ts";
-import { metrics } from "../metrics.ts";
+import { logger } from "../../telemetry/log.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 import { finalizeRecording, PermanentJobError, type FinalizeSettings } from "./finalize.ts";
 import type { RecordingStore } from "./RecordingStore.ts";
 

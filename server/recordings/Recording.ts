@@ -1,9 +1,9 @@
 // One room's recording while it runs: taps the room's mixer (encoded composite frames and the
 // full audio mix) into a Recorder, and keeps the metadata file current (parts, who was there).
 import type { EncodedFrame } from "../../mixer/CompositeEncoder.ts";
-import type { Mixer } from "../../mixer/Mixer.ts";
+import type { Mixer, MixerTap } from "../../mixer/Mixer.ts";
 import { Recorder } from "../../mixer/Recorder.ts";
-import { logger } from "../log.ts";
+import { logger } from "../../telemetry/log.ts";
 import type { Room } from "../Room.ts";
 import type { RecordingMeta, RecordingStore } from "./RecordingStore.ts";
 
@@ -15,11 +15,12 @@ export interface RecordingSettings {
 
 export class Recording {
   private readonly recorder: Recorder;
+  private readonly tap: MixerTap;
   private readonly startedAtMs: number;
   private saving: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly onFrame = (f: EncodedFrame) => this.recorder.videoFrame(f);
-  private readonly onAudio = (pcm: Int16Array, skipped: number) => this.recorder.audioBlock(pcm, skipped);
+  private readonly onAudio = (pcm: Int16Array, skipped: number, due: number) => this.recorder.audioBlock(pcm, skipped, due);
   private readonly onJoined = (id: string, name: string) => this.note("joined", id, name);
   private readonly onLeft = (id: string, name: string) => this.note("left", id, name);
 
@@ -27,7 +28,7 @@ export class Recording {
     readonly meta: RecordingMeta,
     private readonly store: RecordingStore,
     private readonly room: Room,
-    private readonly mixer: Mixer,
+    mixer: Mixer,
     s: RecordingSettings,
   ) {
     this.startedAtMs = Date.parse(meta.startedAt);
@@ -37,16 +38,18 @@ export class Recording {
       width: meta.output.width,
       height: meta.output.height,
       fps: meta.output.fps,
+      codec: meta.output.codec ?? "vp8",
       dir: store.dirOf(meta.id),
-      tickTime: (tick) => mixer.compositeTickTime(tick),
+      tickTime: (tick) => this.tap.tickTime(tick),
     });
+    // The recording takes the composite in the server's first codec at the top rung (copied as it
+    // is, no second encode) and the full mix; that output keeps encoding while tapped, whoever else takes it.
+    this.tap = mixer.tap(meta.output.codec ?? "vp8", this.onFrame, this.onAudio);
     // The recorder asks for a keyframe for each new part; the first one comes from its constructor.
-    this.recorder.on("needKeyframe", () => mixer.requestCompositeKeyframe("recording"));
+    this.recorder.on("needKeyframe", () => this.tap.requestKeyframe("recording"));
     this.recorder.on("part", () => this.save());
-    mixer.requestCompositeKeyframe("recording");
+    this.tap.requestKeyframe("recording");
     this.meta.parts = this.recorder.parts;
-    mixer.encoder.on("frame", this.onFrame);
-    mixer.audio.on("fullMix", this.onAudio);
     room.on("joined", this.onJoined);
     room.on("left", this.onLeft);
     this.save();
@@ -73,8 +76,7 @@ export class Recording {
   async stop(endedBy: NonNullable<RecordingMeta["endedBy"]>): Promise<RecordingMeta> {
     if (this.stopped) return this.meta;
     this.stopped = true;
-    this.mixer.encoder.off("frame", this.onFrame);
-    this.mixer.audio.off("fullMix", this.onAudio);
+    this.tap.close();
     this.room.off("joined", this.onJoined);
     this.room.off("left", this.onLeft);
     this.meta.stoppedAt = new Date().toISOString();

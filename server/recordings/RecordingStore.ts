@@ -27,12 +27,16 @@ export interface RecordingMeta {
   status: RecordingStatus;
   startedAt: string;
   stoppedAt?: string;
-  /** Why recording ended: an API/client stop, the room emptying, a server shutdown, or a crash found at startup. */
-  endedBy?: "stop" | "room-empty" | "shutdown" | "crash";
+  /** Why recording ended: an API/client stop, the room emptying, a server shutdown, a crash found at
+   * startup, or free disk space falling below RECORDINGS_MIN_FREE_MB. */
+  endedBy?: "stop" | "room-empty" | "shutdown" | "crash" | "disk_low";
   /** Live Matroska files in order; more than one when the recorder child was replaced. */
   parts: string[];
   participants: ParticipantEvent[];
-  output: { width: number; height: number; fps: number };
+  /** The composite as recorded; codec absent = vp8 (recordings made before H.264). */
+  output: { width: number; height: number; fps: number; codec?: "vp8" | "h264" };
+  /** The node recording it (several nodes): another node finalizes it only once that one is gone. */
+  node?: { id: string; boot: string; cluster: string };
   /** Post-processing progress, 0..1. */
   progress: number;
   attempts: number;

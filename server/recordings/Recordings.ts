@@ -3,10 +3,12 @@
 // from what reached the disk; an unfinished job runs again).
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { Cluster } from "../cluster/Cluster.ts";
 import type { Config } from "../config.ts";
-import { logger } from "../log.ts";
-import { metrics } from "../metrics.ts";
+import { logger } from "../../telemetry/log.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 import type { Rooms } from "../Rooms.ts";
+import { belowFloor, measureFreeMb } from "./diskSpace.ts";
 import { BullQueue, EmbeddedQueue, startBullWorker, type PostProcessQueue, type PostProcessSettings } from "./PostProcessQueue.ts";
 import { Recording } from "./Recording.ts";
 import { newRecordingId, RecordingStore, type RecordingMeta } from "./RecordingStore.ts";
@@ -14,6 +16,8 @@ import { newRecordingId, RecordingStore, type RecordingMeta } from "./RecordingS
 const log = logger("recordings");
 /** How often recordings waiting for post-processing are (re)queued, ms. */
 const SWEEP_MS = 60_000;
+/** How often free disk space is checked while anything records, ms. */
+const DISK_CHECK_MS = 2000;
 
 /** A request the state does not allow; `status` is the HTTP status the API answers with. */
 export class RecordingError extends Error {
@@ -44,11 +48,17 @@ export class Recordings {
   private readonly active = new Map<string, Recording | "starting">();
   private readonly emptyHandlers = new Map<string, () => void>();
   private sweeper: NodeJS.Timeout | undefined;
+  private orphanTimer: NodeJS.Timeout | undefined;
   private worker: ReturnType<typeof startBullWorker> | undefined;
+  private diskTimer: NodeJS.Timeout | undefined;
+  private checkingDisk = false;
 
   constructor(
     private readonly rooms: Rooms,
+    // The server's own config object, not a copy: the quotas are read at each check.
     private readonly config: Config,
+    /** Several nodes share RECORDINGS_DIR: a recording is closed out only once its node is gone, by one survivor. */
+    private readonly cluster?: Cluster,
   ) {
     this.store = new RecordingStore(config.recordingsDir);
     const pp = postProcessSettings(config);
@@ -63,26 +73,51 @@ export class Recordings {
   /** Creates the directory, closes out recordings a crash cut off, and queues whatever is unfinished. */
   async init(): Promise<void> {
     await this.store.init();
-    for (const m of await this.store.list()) {
-      if (m.status !== "recording") continue;
-      // No recording survives a restart: this one was cut off by a crash. Its parts hold all
-      // but the last cluster; the stop time is when the disk last heard from it.
-      let lastWrite = Date.parse(m.startedAt);
-      for (const p of m.parts) {
-        const st = await fs.stat(path.join(this.store.dirOf(m.id), p)).catch(() => undefined);
-        if (st) lastWrite = Math.max(lastWrite, st.mtimeMs);
-      }
-      await this.store.update(m.id, (x) => {
-        x.status = "pending";
-        x.endedBy = "crash";
-        x.stoppedAt = new Date(lastWrite).toISOString();
-      });
-      log.warn("recording cut off by a crash: finalizing what was written", { recording: m.id });
-    }
+    await this.adoptOrphans();
     await this.sweep();
     // Queueing can fail (Redis down): the sweep tries again until every recording is queued.
     this.sweeper = setInterval(() => void this.sweep().catch(() => {}), SWEEP_MS);
     this.sweeper.unref();
+    if (this.cluster) {
+      // A node that dies leaves its recordings "recording": the survivors look for them as often
+      // as a dead node is forgotten.
+      this.orphanTimer = setInterval(() => void this.adoptOrphans().catch((err) => log.warn("looking for orphaned recordings failed", { error: (err as Error).message })), this.config.nodeTtlMs);
+      this.orphanTimer.unref();
+    }
+  }
+
+  /**
+   * Recordings left "recording" by a process that is gone: cut off by a crash. Alone, that is every
+   * one found at startup (no recording survives a restart); with several nodes, those whose node no
+   * longer runs (its registration expired, or it restarted), each taken by exactly one survivor.
+   */
+  private async adoptOrphans(): Promise<void> {
+    for (const m of await this.store.list()) {
+      if (m.status !== "recording" || this.isActive(m.id)) continue;
+      if (this.cluster && m.node) {
+        // Another registry's recording (a folder shared by two deployments) is theirs to judge.
+        if (m.node.cluster !== this.config.clusterPrefix) continue;
+        if (!this.cluster.healthy || (await this.cluster.alive(m.node))) continue;
+        if (!(await this.cluster.claim(`recording:${m.id}`, 10 * 60_000))) continue;
+      }
+      await this.closeOutCrashed(m);
+      if (this.cluster) this.enqueue(m.id);
+    }
+  }
+
+  /** Its parts hold all but the last cluster; the stop time is when the disk last heard from it. */
+  private async closeOutCrashed(m: RecordingMeta): Promise<void> {
+    let lastWrite = Date.parse(m.startedAt);
+    for (const p of m.parts) {
+      const st = await fs.stat(path.join(this.store.dirOf(m.id), p)).catch(() => undefined);
+      if (st) lastWrite = Math.max(lastWrite, st.mtimeMs);
+    }
+    await this.store.update(m.id, (x) => {
+      x.status = "pending";
+      x.endedBy = "crash";
+      x.stoppedAt = new Date(lastWrite).toISOString();
+    });
+    log.warn("recording cut off by a crash: finalizing what was written", { recording: m.id, node: m.node?.id });
   }
 
   /** Queues every recording waiting for post-processing (queueing twice is harmless). */
@@ -108,13 +143,68 @@ export class Recordings {
     return r && r !== "starting" ? r.meta : undefined;
   }
 
+  /** Free space and floor when free space is under RECORDINGS_MIN_FREE_MB, else undefined. */
+  private async diskLow(): Promise<{ free: number; floor: number } | undefined> {
+    const floor = this.config.recordingsMinFreeMb;
+    if (floor <= 0) return undefined;
+    try {
+      const free = await measureFreeMb(this.config.recordingsDir);
+      return belowFloor(free, floor) ? { free, floor } : undefined;
+    } catch (err) {
+      // Not knowing is no reason to refuse or cut off a recording; the next check tries again.
+      log.warn("could not measure free disk space", { dir: this.config.recordingsDir, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Keeps the gauge current; the disk watcher runs only while something records. */
+  private activeChanged(): void {
+    metrics.recordingsActive.set(this.active.size);
+    if (this.active.size > 0) return;
+    clearInterval(this.diskTimer);
+    this.diskTimer = undefined;
+  }
+
+  /** A full disk would cut every recording off mid-cluster: stop them cleanly while there is still room. */
+  private async checkDisk(): Promise<void> {
+    if (this.checkingDisk) return;
+    this.checkingDisk = true;
+    try {
+      const low = await this.diskLow();
+      const rooms = [...this.active].filter(([, r]) => r !== "starting").map(([room]) => room);
+      if (!low || rooms.length === 0) return;
+      log.warn("free disk space below RECORDINGS_MIN_FREE_MB: stopping every recording", {
+        freeMb: Math.floor(low.free), floorMb: low.floor, rooms,
+      });
+      await Promise.all(rooms.map(async (room) => {
+        try {
+          await this.stop(room, "disk_low");
+          metrics.recordingsStoppedDiskLow.inc();
+        } catch {
+          // Stopped meanwhile by someone else.
+        }
+      }));
+    } finally {
+      this.checkingDisk = false;
+    }
+  }
+
   async start(roomId: string): Promise<RecordingMeta> {
     const room = this.rooms.get(roomId);
     const mixer = room?.currentMixer;
     if (!room || !mixer) throw new RecordingError(404, "unknown_room", `no room "${roomId}" with participants in it`);
     if (this.active.has(roomId)) throw new RecordingError(409, "already_recording", `room "${roomId}" is already being recorded`);
+    // Counted before any await, and "starting" counts, so simultaneous starts cannot pass together.
+    const max = this.config.maxRecordings;
+    if (this.active.size >= max) {
+      throw new RecordingError(429, "too_many_recordings", `${this.active.size} recordings are running, the server's limit (MAX_RECORDINGS=${max}); stop one first`);
+    }
     this.active.set(roomId, "starting");
     try {
+      const low = await this.diskLow();
+      if (low) {
+        throw new RecordingError(507, "disk_low", `only ${Math.floor(low.free)} MB free for recordings, under the floor (RECORDINGS_MIN_FREE_MB=${low.floor})`);
+      }
       const startedAt = new Date();
       const meta: RecordingMeta = {
         id: newRecordingId(roomId, startedAt),
@@ -123,9 +213,10 @@ export class Recordings {
         startedAt: startedAt.toISOString(),
         parts: [],
         participants: [],
-        output: { width: this.config.width, height: this.config.height, fps: this.config.fps },
+        output: { width: this.config.width, height: this.config.height, fps: this.config.fps, codec: this.config.videoCodecs[0] },
         progress: 0,
         attempts: 0,
+        ...(this.cluster ? { node: { id: this.cluster.self.id, boot: this.cluster.self.boot, cluster: this.config.clusterPrefix } } : {}),
       };
       await this.store.create(meta);
       if (room.currentMixer !== mixer) {
@@ -139,11 +230,16 @@ export class Recordings {
       room.once("empty", onEmpty);
       this.emptyHandlers.set(roomId, onEmpty);
       room.setRecording({ id: meta.id, startedAt: meta.startedAt });
-      metrics.recordingsActive.set(this.active.size);
+      this.activeChanged();
+      if (!this.diskTimer) {
+        this.diskTimer = setInterval(() => void this.checkDisk(), DISK_CHECK_MS);
+        this.diskTimer.unref();
+      }
       log.info("recording started", { recording: meta.id, room: roomId });
       return meta;
     } catch (err) {
       this.active.delete(roomId);
+      this.activeChanged();
       throw err;
     }
   }
@@ -156,7 +252,7 @@ export class Recordings {
     }
     if (rec === "starting") throw new RecordingError(409, "starting", `room "${roomId}" is still starting its recording`);
     this.active.delete(roomId);
-    metrics.recordingsActive.set(this.active.size);
+    this.activeChanged();
     const room = this.rooms.get(roomId);
     room?.off("empty", this.emptyHandlers.get(roomId)!);
     this.emptyHandlers.delete(roomId);
@@ -180,6 +276,8 @@ export class Recordings {
   /** Shutdown: running recordings are stopped (their files closed) and left pending for the next start. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    clearInterval(this.orphanTimer);
+    clearInterval(this.diskTimer);
     // The worker first, so it does not start on the recordings stopped below.
     await this.worker?.close().catch(() => {});
     const rooms = [...this.active.keys()];

@@ -2,10 +2,9 @@
 // copied, the PCM mix encoded to Opus; with cues and duration), an MP4 (H.264 + AAC) for players that need it and a poster
 // JPEG. Every output is written under a temporary name and renamed when complete, so a worker
 // killed mid-job leaves nothing half-written under a real name and the job can simply run again.
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
+import { runFfmpegOnce } from "../../mixer/FfmpegProcess.ts";
 import type { RecordingFile, RecordingMeta, RecordingStore } from "./RecordingStore.ts";
 
 export interface FinalizeSettings {
@@ -57,7 +56,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   const tmp = (name: string) => path.join(dir, `.${name}.${process.pid}.tmp`);
   const done = async (name: string) => fs.rename(tmp(name), path.join(dir, name));
 
-  // 1. Seekable WebM: the part(s) one after the other, video copied, the PCM mix to Opus.
+  // 1. Seekable WebM (VP8) or MP4 (H.264): the part(s) one after the other, video copied, the PCM mix encoded.
   let input = ["-i", path.join(dir, parts[0]!)];
   if (parts.length > 1) {
     // A part cut off by its recorder's death has no duration in it: give the concat demuxer each
@@ -73,17 +72,29 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
     input = ["-f", "concat", "-safe", "0", "-i", list];
   }
   const share = (from: number, weight: number, total: number) => (t: number) => progress(from + weight * Math.min(1, t / total));
-  await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c:v", "copy", "-c:a", "libopus", "-b:a", `${s.audioKbps}k`, "-f", "webm", "-y", tmp("recording.webm")], share(0, WEIGHTS.webm, expectedS), s.signal);
-  await done("recording.webm");
-  const webm = path.join(dir, "recording.webm");
-  const duration = await probeDuration(s.ffmpegPath, webm);
+  // An H.264 composite goes into an MP4 as it is (no second video encode); WebM cannot hold it.
+  const h264 = meta.output.codec === "h264";
+  if (h264) {
+    await runFfmpeg(
+      s.ffmpegPath,
+      [...input, "-map", "0", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", tmp("recording.mp4")],
+      share(0, WEIGHTS.webm + WEIGHTS.mp4, expectedS),
+      s.signal,
+    );
+    await done("recording.mp4");
+  } else {
+    await runFfmpeg(s.ffmpegPath, [...input, "-map", "0", "-c:v", "copy", "-c:a", "libopus", "-b:a", `${s.audioKbps}k`, "-f", "webm", "-y", tmp("recording.webm")], share(0, WEIGHTS.webm, expectedS), s.signal);
+    await done("recording.webm");
+  }
+  const main = path.join(dir, h264 ? "recording.mp4" : "recording.webm");
+  const duration = await probeDuration(s.ffmpegPath, main);
   let at = WEIGHTS.webm;
 
   // 2. MP4 for players without WebM (Safari, many TVs). Fast-start so it plays while downloading.
-  if (s.mp4) {
+  if (s.mp4 && !h264) {
     await runFfmpeg(
       s.ffmpegPath,
-      ["-i", webm, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+      ["-i", main, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", tmp("recording.mp4")],
       share(at, WEIGHTS.mp4, duration),
       s.signal,
@@ -92,9 +103,13 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
   }
   at += WEIGHTS.mp4;
 
-  // 3. Poster: the picture from the middle of the meeting.
-  await runFfmpeg(s.ffmpegPath, ["-ss", (duration / 2).toFixed(2), "-i", webm, "-frames:v", "1", "-q:v", "3", "-f", "image2", "-y", tmp("poster.jpg")], () => {}, s.signal);
-  await done("poster.jpg");
+  // 3. Poster: the picture from the middle of the meeting (or its first picture when the video ends
+  // before the middle); a recording without any picture is finished without one.
+  const poster = (seek: string[]) =>
+    runFfmpeg(s.ffmpegPath, [...seek, "-i", main, "-frames:v", "1", "-q:v", "3", "-f", "image2", "-y", tmp("poster.jpg")], () => {}, s.signal)
+      .then(() => fs.stat(tmp("poster.jpg")).then(() => true, () => false));
+  const mid = await poster(["-ss", (duration / 2).toFixed(2)]);
+  if (mid || (await poster([]))) await done("poster.jpg");
   await progress(1);
 
   const files: RecordingFile[] = [];
@@ -112,7 +127,7 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
     delete m.error;
   });
   if (!finished) throw new PermanentJobError(`recording ${id} was deleted while it was processed`);
-  // The WebM holds the same media as the live parts, so they go, with any try's leftovers.
+  // The WebM (or, for H.264, the MP4) holds the same media as the live parts, so they go, with any try's leftovers.
   for (const p of [...meta.parts, "parts.txt"]) await fs.rm(path.join(dir, p), { force: true });
   for (const f of await fs.readdir(dir)) if (f.endsWith(".tmp")) await fs.rm(path.join(dir, f), { force: true });
   return finished;
@@ -120,32 +135,16 @@ export async function finalizeRecording(store: RecordingStore, id: string, s: Fi
 
 /**
  * Runs ffmpeg to completion at low CPU priority (live calls come first), reporting the media time
- * reached (seconds) from its `-progress` output.
+ * reached (seconds) from its `-progress` output; killed when it reports nothing for a while (hung).
  */
-export function runFfmpeg(ffmpegPath: string, args: string[], onTime: (seconds: number) => unknown, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error("aborted"));
-    const child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const abort = () => child.kill("SIGKILL");
-    signal?.addEventListener("abort", abort, { once: true });
-    child.on("exit", () => signal?.removeEventListener("abort", abort));
-    try {
-      if (child.pid) os.setPriority(child.pid, 10);
-    } catch {
-      // Not allowed to lower priority here: run at normal priority.
-    }
-    let stderr = "";
-    let lineBuf = "";
-    const quiet = setTimeout(function hung() {
-      stderr += `\nno progress for ${QUIET_LIMIT_MS / 1000} s: killed`;
-      child.kill("SIGKILL");
-    }, QUIET_LIMIT_MS);
-    child.on("exit", () => clearTimeout(quiet));
-    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    child.stdout.on("data", (d: Buffer) => {
-      quiet.refresh();
+export async function runFfmpeg(ffmpegPath: string, args: string[], onTime: (seconds: number) => unknown, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw new Error("aborted");
+  let lineBuf = "";
+  const r = await runFfmpegOnce(ffmpegPath, "postprocess", ["-nostats", "-progress", "pipe:1", ...args], {
+    signal,
+    lowPriority: true,
+    idleTimeoutMs: QUIET_LIMIT_MS,
+    onStdout: (d: Buffer) => {
       lineBuf += d.toString();
       const lines = lineBuf.split("\n");
       lineBuf = lines.pop()!;
@@ -154,13 +153,12 @@ export function runFfmpeg(ffmpegPath: string, args: string[], onTime: (seconds: 
         // A failing progress report (Redis away, job removed) must not fail the job, let alone the process.
         if (m) Promise.resolve(Number(m[1]) / 1e6).then(onTime).catch(() => {});
       }
-    });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`ffmpeg ${args.at(-1)} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`));
-    });
+    },
   });
+  if (r.killed === "aborted") throw new Error("aborted");
+  if (r.code === 0) return;
+  const why = r.killed === "idle" ? `no progress for ${QUIET_LIMIT_MS / 1000} s: killed` : r.stderrTail.trim().split("\n").slice(-3).join(" | ");
+  throw new Error(`ffmpeg ${args.at(-1)} failed (${r.signal ?? `exit ${r.code}`}): ${why}`);
 }
 
 /** Timestamp (s) of the last packet of a possibly truncated file, by reading it through. */
@@ -171,16 +169,10 @@ async function mediaEnd(ffmpegPath: string, file: string, signal?: AbortSignal):
 }
 
 /** Duration of a media file in seconds, from ffmpeg's own report of the input. */
-export function probeDuration(ffmpegPath: string, file: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-i", file], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("exit", () => {
-      const m = /Duration: (\d+):(\d+):(\d+(?:\.\d+)?)/.exec(stderr);
-      if (!m) return reject(new Error(`no duration in ${path.basename(file)}: ${stderr.trim().split("\n").slice(-2).join(" | ")}`));
-      resolve(Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
-    });
-  });
+export async function probeDuration(ffmpegPath: string, file: string): Promise<number> {
+  // No output named: ffmpeg reports the input and exits 1, as expected here.
+  const r = await runFfmpegOnce(ffmpegPath, "probe", ["-i", file], { logLevel: "info", timeoutMs: 30_000 });
+  const m = /Duration: (\d+):(\d+):(\d+(?:\.\d+)?)/.exec(r.stderrTail);
+  if (!m) throw new Error(`no duration in ${path.basename(file)}: ${r.stderrTail.trim().split("\n").slice(-2).join(" | ")}`);
+  return Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
 }

@@ -1,37 +1,28 @@
 // The browser client end to end in real Chromium (fake camera/mic files per participant):
 // composite + mix-minus, long polling, TURN relay through coturn, chat, mute/camera/leave,
 // and reconnecting after the signaling connection drops.
-import fs from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateFixtures } from "../../fixtures/generate.ts";
-import { startServer, type RunningServer } from "../../server/main.ts";
-import { tempDir } from "../support/recordingApi.ts";
+import { startBrowserTestServer } from "./testServer.ts";
 import { startCoturn, type Coturn } from "./coturn.ts";
 import {
-  openParticipant, pageTileColors, pageTileRgb, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
+  openParticipant, pageText, pageTileColors, pageVisible, pageTileRgb, pageToneLevels, participantNames, waitFor, waitForPageTiles, type BrowserParticipant,
 } from "./pages.ts";
 
 const TURN_SECRET = "test-secret-" + Math.random().toString(36).slice(2);
-let server: RunningServer;
+let server: Awaited<ReturnType<typeof startBrowserTestServer>>;
 let turn: Coturn;
-let recordings: string;
 
 beforeAll(async () => {
-  await generateFixtures();
   turn = await startCoturn(TURN_SECRET);
-  recordings = await tempDir("browser-recordings");
-  server = await startServer({
-    recordingsDir: recordings,
-    port: 0, host: "127.0.0.1", logLevel: "warn",
+  server = await startBrowserTestServer("browser", {
     turnUrls: [`turn:127.0.0.1:${turn.port}?transport=udp`], turnSecret: TURN_SECRET, turnTtlS: 600,
     // coturn relays from 127.0.0.1 (loopback-only tests), so the server must offer a loopback candidate too.
     iceExtraHosts: ["127.0.0.1"],
   });
 }, 60_000);
 afterAll(async () => {
-  await server?.close();
+  await server?.stop();
   turn?.close();
-  await fs.rm(recordings, { recursive: true, force: true });
 });
 
 const join = (id: string, room: string, extra = "") => openParticipant(server.url, id, `room=${room}&name=${id}&processing=off${extra}`);
@@ -60,53 +51,57 @@ describe("three people in Chromium", () => {
   });
 
   it("relays a chat message to the other two with the sender's name", async () => {
-    await pages[0].page.fill("#chat-input", "hello from p0 ✓");
-    await pages[0].page.click("#chat-form button");
+    await pages[0].fill("#chat-input", "hello from p0 ✓");
+    await pages[0].click("#chat-form button");
     for (const p of pages.slice(1)) {
-      await waitFor(`${p.id} shows the chat`, async () => (await p.page.textContent("#chat-log"))?.includes("p0: hello from p0 ✓"));
+      await waitFor(`${p.id} shows the chat`, async () => (await pageText(p, "#chat-log"))?.includes("p0: hello from p0 ✓"));
     }
   });
 
   it("records from the page: everyone sees the recording notice, and another participant can stop it", async () => {
-    for (const p of pages) expect(await p.page.isHidden("#rec"), `${p.id} notice before`).toBe(true);
-    await pages[0].page.click("#record");
+    for (const p of pages) expect(!(await pageVisible(p, "#rec")), `${p.id} notice before`).toBe(true);
+    await pages[0].click("#record");
     for (const p of pages) {
-      await waitFor(`${p.id} shows it is recorded`, async () => await p.page.isVisible("#rec"));
-      expect(await p.page.textContent("#record")).toBe("Stop recording");
+      await waitFor(`${p.id} shows it is recorded`, async () => await pageVisible(p, "#rec"));
+      expect(await pageText(p, "#record")).toBe("Stop recording");
     }
     await new Promise((r) => setTimeout(r, 2000));
-    await pages[1].page.click("#record");
-    for (const p of pages) await waitFor(`${p.id} notice gone`, async () => await p.page.isHidden("#rec"));
-    const [rec] = (await (await fetch(`${server.url}/api/recordings`)).json()) as { room: string; status: string; participants: unknown[] }[];
+    await pages[1].click("#record");
+    for (const p of pages) await waitFor(`${p.id} notice gone`, async () => !(await pageVisible(p, "#rec")));
+    // The pages hear of the stop at once; the file is closed (its last cluster written) just after.
+    const rec = await waitFor("the recording stopped", async () => {
+      const [r] = (await (await fetch(`${server.url}/api/recordings`)).json()) as { room: string; status: string }[];
+      return r && r.status !== "recording" ? r : undefined;
+    });
     expect(rec).toMatchObject({ room: "browsers" });
-    expect(["pending", "processing", "done"]).toContain(rec!.status);
+    expect(["pending", "processing", "done"]).toContain(rec.status);
   });
 
   it("mute removes the tone, camera off shows the placeholder, and both come back", async () => {
-    await pages[1].page.click("#mute");
+    await pages[1].click("#mute");
     await waitFor("p1's tone gone for p0", async () => {
       const l = await pageToneLevels(pages[0], ids);
       return l.p2 - l.p1 >= 30 && l;
     });
-    await waitFor("participant list shows p1 muted", async () => (await pages[0].page.textContent("#participants"))?.includes("muted"));
-    await pages[1].page.click("#camera");
+    await waitFor("participant list shows p1 muted", async () => (await pageText(pages[0], "#participants"))?.includes("muted"));
+    await pages[1].click("#camera");
     await waitFor("placeholder in p1's tile", async () => {
       const c = await pageTileColors(pages[0], 3);
       const [, tile] = (await pageTileRgb(pages[0], 3)) ?? [];
       // The placeholder is dark grey (0x30): neither p1's green nor the black of the letterbox bars.
       return c[0] === "red" && c[2] === "blue" && tile && tile.every((v) => v > 25 && v < 75);
     });
-    await pages[1].page.click("#mute");
-    await pages[1].page.click("#camera");
+    await pages[1].click("#mute");
+    await pages[1].click("#camera");
     await waitForPageTiles(pages[0], ids);
     await waitFor("p1's tone back", async () => (await pageToneLevels(pages[0], ids)).p1 > -60);
   });
 
   it("reconnects by itself after its WebSocket is dropped, and rejoins as the same name", async () => {
-    const before = await pages[2].page.evaluate(() => (window as any).mixroom.participantId);
+    const before = await pages[2].evaluate(() => (window as any).mixroom.participantId);
     expect(server.dropWebSocket(before)).toBe(true);
     await waitFor("p2 rejoined with a new id", async () => {
-      const now = await pages[2].page.evaluate(() => (window as any).mixroom.participantId);
+      const now = await pages[2].evaluate(() => (window as any).mixroom.participantId);
       return now && now !== before;
     }, 20_000);
     await waitFor("p0 lists p2 again", async () => (await participantNames(pages[0])).includes("p2"));
@@ -115,7 +110,7 @@ describe("three people in Chromium", () => {
   });
 
   it("leave updates the others' participant lists and grid", async () => {
-    await pages[2].page.click("#leave");
+    await pages[2].click("#leave");
     for (const p of pages.slice(0, 2)) {
       await waitFor(`${p.id}'s list without p2`, async () => {
         const names = await participantNames(p);
@@ -132,14 +127,14 @@ describe("restrictive networks", () => {
       throw e;
     });
     let sockets = 0;
-    p.page.on("websocket", () => sockets++);
+    p.page!.on("websocket", () => sockets++);
     try {
       await waitForPageTiles(p, ["p3"], 30_000);
       expect(await participantNames(p)).toEqual(["p3"]);
       expect(sockets).toBe(0);
-      const usedWs = await p.page.evaluate(() => performance.getEntriesByType("resource").some((e) => e.name.startsWith("ws")));
+      const usedWs = await p.evaluate(() => performance.getEntriesByType("resource").some((e) => e.name.startsWith("ws")));
       expect(usedWs).toBe(false);
-      expect(await p.page.evaluate(() => (window as any).mixroom.transport.kind)).toBe("longpoll");
+      expect(await p.evaluate(() => (window as any).mixroom.transport.kind)).toBe("longpoll");
     } finally {
       await p.close();
     }
@@ -149,7 +144,7 @@ describe("restrictive networks", () => {
     const p = await join("p4", "relay", "&ice=relay");
     try {
       await waitForPageTiles(p, ["p4"], 30_000);
-      const localType = await p.page.evaluate(async () => {
+      const localType = await p.evaluate(async () => {
         const stats = await ((window as any).mixroom.pc as RTCPeerConnection).getStats();
         let pair: any;
         stats.forEach((s: any) => {

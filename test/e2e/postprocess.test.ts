@@ -26,8 +26,8 @@ beforeAll(async () => {
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-/** A stopped recording with a 3 s live part, as the recorder leaves it. */
-async function stoppedRecording(id: string, withMedia = true): Promise<RecordingMeta> {
+/** A stopped recording with a 3 s live part, as the recorder leaves it (its picture `videoS` long). */
+async function stoppedRecording(id: string, withMedia = true, videoS = 3): Promise<RecordingMeta> {
   const meta: RecordingMeta = {
     id, room: "r", status: "pending", startedAt: new Date(Date.now() - 3000).toISOString(), stoppedAt: new Date().toISOString(),
     endedBy: "stop", parts: ["live-001.mkv"], participants: [], output: { width: 320, height: 180, fps: 30 }, progress: 0, attempts: 0,
@@ -35,7 +35,7 @@ async function stoppedRecording(id: string, withMedia = true): Promise<Recording
   await store.create(meta);
   if (withMedia) {
     const r = await runFfmpeg([
-      "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=30:duration=3", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:duration=3",
+      "-v", "error", "-f", "lavfi", "-i", `testsrc=size=320x180:rate=30:duration=${videoS}`, "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:duration=3",
       "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "pcm_s16le", "-f", "matroska", path.join(store.dirOf(id), "live-001.mkv"),
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -49,6 +49,19 @@ async function waitForStatus(id: string, want: string[], timeoutMs = 30_000): Pr
     const m = await store.read(id);
     if (m && want.includes(m.status)) return m;
     if (Date.now() - t0 > timeoutMs) throw new Error(`${id} still ${m?.status} after ${timeoutMs} ms (${m?.error})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** BullMQ's own view of a job, once it has left the worker: our store says "done" or "failed" from
+ * inside the processor, a moment before BullMQ moves the job and counts the attempt. */
+async function settledJob(inspect: Queue, id: string, timeoutMs = 10_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const job = await inspect.getJob(id);
+    const state = await job?.getState();
+    if (job && (state === "completed" || state === "failed")) return { job, state };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id} still ${state} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -70,6 +83,21 @@ describe("embedded queue", () => {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
       expect(meta.duration).toBeGreaterThan(2.9);
       for (const f of ["recording.webm", "recording.mp4", "poster.jpg"]) expect((await stat(path.join(store.dirOf("emb-retry"), f))).size).toBeGreaterThan(0);
+    } finally {
+      await q.close();
+    }
+  });
+
+  it("takes the poster from the first picture when the video ends before the middle", async () => {
+    // As when a composite's first keyframe came late or its encoder stalled: 0.5 s of picture in 3 s.
+    await stoppedRecording("emb-short-video", true, 0.5);
+    const q = new EmbeddedQueue(store, settings(FFMPEG));
+    try {
+      await q.enqueue("emb-short-video");
+      const meta = await waitForStatus("emb-short-video", ["done", "failed"]);
+      expect(meta.status, meta.error).toBe("done");
+      expect(meta.attempts).toBe(1);
+      expect((await stat(path.join(store.dirOf("emb-short-video"), "poster.jpg"))).size).toBeGreaterThan(0);
     } finally {
       await q.close();
     }
@@ -106,14 +134,15 @@ describe("BullMQ queue", () => {
       const meta = await waitForStatus("bull-retry", ["done", "failed"]);
       expect(meta.status, meta.error).toBe("done");
       expect(meta.attempts).toBe(2);
-      const job = await inspect.getJob("bull-retry");
-      expect(job?.attemptsMade).toBe(2);
-      expect(job?.progress).toBe(100);
+      const { job, state } = await settledJob(inspect, "bull-retry");
+      expect(state).toBe("completed");
+      expect(job.attemptsMade).toBe(2);
+      expect(job.progress).toBe(100);
       const empty = await waitForStatus("bull-empty", ["failed", "done"]);
       expect(empty).toMatchObject({ status: "failed", attempts: 1 });
-      const failedJob = await inspect.getJob("bull-empty");
-      expect(await failedJob?.getState()).toBe("failed");
-      expect(failedJob?.attemptsMade).toBe(1);
+      const failed = await settledJob(inspect, "bull-empty");
+      expect(failed.state).toBe("failed");
+      expect(failed.job.attemptsMade).toBe(1);
     } finally {
       await worker.close();
       await q.close();

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { RunningServer } from "../../server/main.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 import { closeAll, joinAll, longestGap, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
 import type { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
 
@@ -85,6 +86,27 @@ describe("signaling input validation", () => {
     c.ws.send("x".repeat(server.config.maxMessageBytes * 5));
     await waitFor("close", () => c.closeCode !== undefined, 5000);
     expect(c.closeCode).toBe(1009);
+  });
+
+  it("never lets a .local (mDNS) candidate hold up the next messages: media and leave act at once", async () => {
+    const [p] = await joinAll(server, "mdns", ["p2"]);
+    const skipped = metrics.iceCandidatesSkipped.get({ reason: "mdns" });
+    // What Firefox and Chromium send to hide a host address; werift would wait 10 s to resolve it.
+    for (const name of ["3f1d2c5e-9b7a-4c1e-8d2f-6a5b4c3d2e1f.local", "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d.local"]) {
+      p.send({ type: "candidate", candidate: { candidate: `candidate:1 1 udp 2122262783 ${name} 54321 typ host`, sdpMid: "0", sdpMLineIndex: 0 } });
+    }
+    const t0 = performance.now();
+    const since = p.messages.length;
+    p.send({ type: "media", audio: false, video: true });
+    await waitFor("the mute reflected in the list", () =>
+      p.messages.slice(since).some((m) => m.type === "participants" && (m.participants as { audio: boolean }[])[0]?.audio === false), 5000);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(metrics.iceCandidatesSkipped.get({ reason: "mdns" })).toBe(skipped + 2);
+    const t1 = performance.now();
+    p.send({ type: "leave" });
+    await waitFor("room mdns closed", () => !server.rooms.get("mdns"), 5000);
+    expect(performance.now() - t1).toBeLessThan(1000);
+    await p.close();
   });
 
   it("kept the call in the other room flowing through all of that", async () => {

@@ -4,11 +4,13 @@
 import fs from "node:fs";
 import WebSocket from "ws";
 import {
-  MediaStreamTrack, OpusPacketizer, RTCPeerConnection, RtcpPayloadSpecificFeedback, Vp8Packetizer, useFIR, useNACK, useOPUS, usePLI, useVP8,
+  H264Packetizer, MediaStreamTrack, OpusPacketizer, RTCPeerConnection, RtcpPayloadSpecificFeedback, Vp8Packetizer, useFIR, useH264, useNACK, useOPUS, usePLI, useVP8,
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { MediaClock } from "../../mixer/clock.ts";
 import { FfmpegProcess } from "../../mixer/FfmpegProcess.ts";
+import { avccToAnnexB, FlvReader } from "../../mixer/flv.ts";
+import { H264_FORMAT } from "../../mixer/h264Payload.ts";
 import { IvfReader, ivfFileHeader, ivfFrame } from "../../mixer/ivf.ts";
 import { OggOpusWriter, OggPacketReader, isOpusHeaderPacket } from "../../mixer/ogg.ts";
 import { Vp8FrameAssembler } from "../../mixer/vp8FrameAssembler.ts";
@@ -21,7 +23,9 @@ export interface SyntheticOptions {
   url: string; // http://host:port of the server
   room: string;
   name: string;
-  video: string; // IVF fixture path
+  video: string; // IVF fixture path (FLV for videoCodec h264: h264FixturePath)
+  /** Offer only this video codec (default vp8): its camera and the composite it gets both use it. */
+  videoCodec?: "vp8" | "h264";
   audio: string; // Ogg Opus fixture path
   /** Decode what is received (pixels + audio). Off in the benchmark to keep client CPU low. */
   decode?: boolean;
@@ -29,6 +33,15 @@ export interface SyntheticOptions {
   videoLoss?: number;
   /** Send no audio at all (a listener who never speaks). */
   silent?: boolean;
+  /**
+   * Which devices it has (default both): a missing one is offered `recvonly`, like a browser without
+   * that device; neither makes a viewer.
+   */
+  sends?: { audio: boolean; video: boolean };
+  /** A room token, for servers with AUTH_SECRET. */
+  token?: string;
+  /** The rung policy asked for in `join` (auto, high, low). */
+  quality?: "auto" | "high" | "low";
   /**
    * The video / audio send clock's period is multiplied by this (default 1). E.g. 1.0015 sends
    * 0.15 % slow, like a device whose clock drifts against the server's: the send phase sweeps the
@@ -51,8 +64,21 @@ export interface SyntheticOptions {
   onPcm?: (pcm: Buffer, at: number) => void;
 }
 
+const AUD = Buffer.from([0, 0, 0, 1, 9, 0xf0]);
+
+/** H.264 fixture frames as a camera sends them: Annex-B, SPS and PPS before each keyframe. */
+function readH264Fixture(file: string): { data: Buffer; isKeyframe: boolean }[] {
+  const flv = new FlvReader();
+  const frames = flv.push(fs.readFileSync(file));
+  const c = flv.config;
+  if (!c) throw new Error(`${file}: no AVC sequence header`);
+  return frames.map((f) => ({ data: avccToAnnexB(f.data, c.naluLengthSize, f.isKeyframe ? [...c.sps, ...c.pps] : []), isKeyframe: f.isKeyframe }));
+}
+
 export class SyntheticParticipant {
-  readonly ws: WebSocket;
+  ws: WebSocket;
+  /** The node a `redirect` sent this participant to (several nodes), else the url it was given. */
+  node: string;
   pc!: RTCPeerConnection;
   participantId = "";
   participants: { id: string; name: string }[] = [];
@@ -63,6 +89,10 @@ export class SyntheticParticipant {
   /** Arrival time (performance.now()) of every complete composite frame. */
   readonly frameTimes: number[] = [];
   readonly keyframeTimes: number[] = [];
+  /** Picture size of the last VP8 keyframe received (the rung it is on), e.g. "640x360". */
+  keyframeSize: string | undefined;
+  /** Overrides `silent` once set (setTalking). */
+  private talking: boolean | undefined;
   videoTracksReceived = 0;
   audioTracksReceived = 0;
   plisReceived = 0;
@@ -82,11 +112,17 @@ export class SyntheticParticipant {
   private frameIdx = 0;
 
   constructor(private readonly o: SyntheticOptions) {
-    this.frames = new IvfReader().push(fs.readFileSync(o.video)).map((f) => ({ data: f.data, isKeyframe: f.isKeyframe }));
+    this.frames = o.videoCodec === "h264" ? readH264Fixture(o.video) : new IvfReader().push(fs.readFileSync(o.video)).map((f) => ({ data: f.data, isKeyframe: f.isKeyframe }));
     this.opus = new OggPacketReader().push(fs.readFileSync(o.audio)).filter((p) => !isOpusHeaderPacket(p.data)).map((p) => p.data);
-    this.ws = new WebSocket(o.url.replace(/^http/, "ws") + "/ws");
-    this.ws.on("message", (d) => this.onMessage(JSON.parse(d.toString())));
-    this.ws.on("error", () => {});
+    this.node = o.url;
+    this.ws = this.connect(o.url);
+  }
+
+  private connect(url: string): WebSocket {
+    const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws");
+    ws.on("message", (d) => ws === this.ws && this.onMessage(JSON.parse(d.toString())));
+    ws.on("error", () => {});
+    return ws;
   }
 
   /** Opens the socket only (for signaling tests). */
@@ -103,12 +139,17 @@ export class SyntheticParticipant {
   }
 
   /** Waits for the next server message of `type` (after `since` messages). */
-  async next(type: string, timeoutMs = 10_000, since = this.messages.length): Promise<Record<string, any>> {
+  next(type: string, timeoutMs = 10_000, since = this.messages.length): Promise<Record<string, any>> {
+    return this.nextOf([type], timeoutMs, since);
+  }
+
+  /** Waits for the next server message of any of `types`. */
+  async nextOf(types: string[], timeoutMs = 10_000, since = this.messages.length): Promise<Record<string, any>> {
     const t0 = Date.now();
     for (;;) {
-      const m = this.messages.slice(since).find((x) => x.type === type);
+      const m = this.messages.slice(since).find((x) => types.includes(x.type as string));
       if (m) return m;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`${this.o.name}: no "${type}" within ${timeoutMs} ms`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`${this.o.name}: no "${types.join('" or "')}" within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -123,22 +164,42 @@ export class SyntheticParticipant {
     if (m.type === "candidate" && m.candidate && this.pc) void this.pc.addIceCandidate(m.candidate).catch(() => {});
   }
 
+  /** Sends `join` and follows `redirect`s (several nodes) as the page does; resolves with `joined`. */
+  private async signalJoin(): Promise<Record<string, any>> {
+    for (let hops = 0; ; hops++) {
+      await this.open();
+      const since = this.messages.length;
+      this.send({ type: "join", room: this.o.room, name: this.o.name, ...(this.o.token ? { token: this.o.token } : {}), ...(this.o.quality ? { quality: this.o.quality } : {}) });
+      const m = await this.nextOf(["joined", "redirect", "error"], 10_000, since);
+      if (m.type === "joined") return m;
+      if (m.type === "error") throw new Error(`${this.o.name}: join refused: ${m.code}: ${m.message}`);
+      if (hops >= 3) throw new Error(`${this.o.name}: redirected too often`);
+      this.ws.close();
+      this.node = m.url;
+      this.ws = this.connect(m.url);
+    }
+  }
+
   /** Joins, negotiates, and starts sending media; resolves when ICE/DTLS is connected. */
   async join(): Promise<void> {
-    await this.open();
-    const since = this.messages.length;
-    this.send({ type: "join", room: this.o.room, name: this.o.name });
-    const joined = await this.next("joined", 10_000, since);
+    const joined = await this.signalJoin();
     this.participantId = joined.participantId;
     this.pc = new RTCPeerConnection({
       bundlePolicy: "max-bundle",
       codecs: {
-        video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] })],
+        video: [
+          this.o.videoCodec === "h264"
+            ? useH264({ payloadType: 102, rtcpFeedback: [useNACK(), usePLI(), useFIR()] })
+            : useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI(), useFIR()] }),
+        ],
         audio: [useOPUS({ payloadType: 111 })],
       },
     });
-    this.videoTx = this.pc.addTransceiver(new MediaStreamTrack({ kind: "video" }), { direction: "sendrecv" });
-    this.audioTx = this.pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
+    const sends = this.o.sends ?? { audio: true, video: true };
+    const tx = (kind: "audio" | "video") =>
+      sends[kind] ? this.pc.addTransceiver(new MediaStreamTrack({ kind }), { direction: "sendrecv" }) : this.pc.addTransceiver(kind, { direction: "recvonly" });
+    this.videoTx = tx("video");
+    this.audioTx = tx("audio");
     this.pc.onTrack.subscribe((track) => (track.kind === "video" ? this.receiveVideo(track) : this.receiveAudio(track)));
     // Candidates found while setLocalDescription runs must follow the offer, not precede it.
     const early: unknown[] = [];
@@ -171,9 +232,10 @@ export class SyntheticParticipant {
   }
 
   private startSending(): void {
-    const vp8 = new Vp8Packetizer({ payloadType: 96 });
+    const vp8 = this.o.videoCodec === "h264" ? new H264Packetizer({ payloadType: 102 }) : new Vp8Packetizer({ payloadType: 96 });
+    const sends = this.o.sends ?? { audio: true, video: true };
     const video = new MediaClock((1000 / 30) * (this.o.videoClockScale ?? 1), (t) => {
-      if (!this.sendingVideo) return;
+      if (!this.sendingVideo || !sends.video) return;
       const idx = this.frameIdx++ % this.frames.length;
       const f = this.frames[idx];
       this.o.onVideoSent?.(idx, performance.now());
@@ -184,7 +246,7 @@ export class SyntheticParticipant {
     });
     const opus = new OpusPacketizer({ payloadType: 111 });
     const audio = new MediaClock(20 * (this.o.audioClockScale ?? 1), (t) => {
-      if (this.o.silent) return;
+      if ((this.talking === undefined ? this.o.silent : !this.talking) || !sends.audio) return;
       const p = this.opus[t.index % this.opus.length];
       this.o.onAudioSent?.(t.index % this.opus.length, performance.now());
       for (const pkt of opus.packetize(p, (t.index * 960) >>> 0)) void this.audioTx.sender.sendRtp(pkt);
@@ -192,6 +254,11 @@ export class SyntheticParticipant {
     this.clocks.push(video, audio);
     video.begin();
     audio.begin();
+  }
+
+  /** Starts or stops sending its tone (stopped: no audio packets at all, as a browser's DTX). */
+  setTalking(on: boolean): void {
+    this.talking = on;
   }
 
   /** The server asked for a keyframe: restart the fixture at its next keyframe. */
@@ -206,6 +273,16 @@ export class SyntheticParticipant {
     }
   }
 
+  /**
+   * Drops this fraction of everything arriving from the server before werift sees it (a lossy
+   * downlink): werift's RTCP receiver reports then tell the server. werift's debug hook keeps a
+   * packet with probability inboundPacketLoss/100 (its check reads inverted), so keep = 1 - loss.
+   */
+  setDownlinkLoss(fraction: number): void {
+    const config = (this.pc as unknown as { config: { debug?: { inboundPacketLoss?: number } } }).config;
+    config.debug = fraction > 0 ? { ...config.debug, inboundPacketLoss: (1 - fraction) * 100 } : {};
+  }
+
   stopVideo(): void {
     this.sendingVideo = false;
   }
@@ -216,7 +293,8 @@ export class SyntheticParticipant {
 
   private receiveVideo(track: MediaStreamTrack): void {
     this.videoTracksReceived++;
-    const assembler = new Vp8FrameAssembler();
+    const h264 = this.o.videoCodec === "h264";
+    const assembler = new Vp8FrameAssembler(120, 1024, h264 ? H264_FORMAT : undefined);
     let decoder: FfmpegProcess | undefined;
     let pts = 0;
     const size = VIEW_W * VIEW_H * 3;
@@ -230,10 +308,14 @@ export class SyntheticParticipant {
         const now = performance.now();
         this.frameTimes.push(now);
         if (f.isKeyframe) this.keyframeTimes.push(now);
+        // VP8 keyframe header (RFC 6386 9.1): start code 9d 01 2a, then 14-bit width and height.
+        if (f.isKeyframe && !h264 && f.data[3] === 0x9d && f.data[4] === 0x01 && f.data[5] === 0x2a) {
+          this.keyframeSize = `${f.data.readUInt16LE(6) & 0x3fff}x${f.data.readUInt16LE(8) & 0x3fff}`;
+        }
         if (!this.o.decode) continue;
         if (!decoder) {
           if (!f.isKeyframe) continue;
-          decoder = this.spawnDecoder(["-f", "ivf", "-i", "pipe:0", "-vf", `scale=${VIEW_W}:${VIEW_H}`, "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
+          decoder = this.spawnDecoder(["-f", h264 ? "h264" : "ivf", "-i", "pipe:0", "-vf", `scale=${VIEW_W}:${VIEW_H}`, "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
           decoder.stdout.on("data", (d: Buffer) => {
             acc = acc.length ? Buffer.concat([acc, d]) : d;
             while (acc.length >= size) {
@@ -246,10 +328,12 @@ export class SyntheticParticipant {
               acc = acc.subarray(size);
             }
           });
-          decoder.write(ivfFileHeader({ width: 1280, height: 720, timebaseDen: 30 }));
+          if (!h264) decoder.write(ivfFileHeader({ width: 1280, height: 720, timebaseDen: 30 }));
         }
         if (this.o.onDecodedFrame) fedAt.set(pts, now).delete(pts - 300);
-        decoder.write(ivfFrame(f.data, pts++));
+        // H.264: an access unit delimiter after each frame, so ffmpeg's parser does not wait for the next one.
+        decoder.write(h264 ? Buffer.concat([f.data, AUD]) : ivfFrame(f.data, pts));
+        pts++;
       }
     });
   }

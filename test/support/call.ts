@@ -3,17 +3,23 @@
 import { fixturePaths, PALETTE, participant } from "../../fixtures/participants.ts";
 import { generateFixtures } from "../../fixtures/generate.ts";
 import { gridLayout } from "../../mixer/layout.ts";
+import type { Config } from "../../server/config.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { closestColor, meanRgb, type Rgb } from "./pixels.ts";
 import { SyntheticParticipant, VIEW_H, VIEW_W } from "./SyntheticParticipant.ts";
 import { toneLevelsDb } from "./tones.ts";
 
-export async function startTestServer(): Promise<RunningServer> {
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
   await generateFixtures();
-  return startServer({ port: 0, host: "127.0.0.1", logLevel: (process.env.LOG_LEVEL as "info") ?? "warn" });
+  return startServer({ port: 0, host: "127.0.0.1", logLevel: (process.env.LOG_LEVEL as "info") ?? "warn", ...overrides });
 }
 
-export async function joinAll(server: RunningServer, room: string, ids: string[], opts: { videoLoss?: number; silent?: boolean } = {}) {
+export async function joinAll(
+  server: RunningServer,
+  room: string,
+  ids: string[],
+  opts: { videoLoss?: number; silent?: boolean; sends?: { audio: boolean; video: boolean }; token?: string; quality?: "auto" | "high" | "low" } = {},
+) {
   const out: SyntheticParticipant[] = [];
   for (const id of ids) {
     const p = new SyntheticParticipant({ url: server.url, room, name: id, ...fixturePaths(id, "solid"), decode: true, ...opts });
@@ -23,10 +29,11 @@ export async function joinAll(server: RunningServer, room: string, ids: string[]
   return out;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+/** Polls `fn` (sync or async) until it gives a truthy value; a promise is awaited, never taken as the answer. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
   const t0 = Date.now();
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));

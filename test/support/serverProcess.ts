@@ -17,8 +17,8 @@ export interface ChildService {
   stop(): Promise<void>;
 }
 
-function start(entry: string, env: Record<string, string>, readyMsg: string): Promise<ChildService> {
-  const proc = spawn(process.execPath, ["--import", "tsx", entry], {
+function start(entry: string, env: Record<string, string>, readyMsg: string, nodeArgs = ["--import", "tsx"]): Promise<ChildService> {
+  const proc = spawn(process.execPath, [...nodeArgs, entry], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "info", PORT: "0", HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "ignore", "pipe"],
@@ -60,4 +60,7 @@ function start(entry: string, env: Record<string, string>, readyMsg: string): Pr
 }
 
 export const startServerProcess = (env: Record<string, string>) => start("server/main.ts", env, "listening");
+/** The compiled server (npm run build), with TypeScript, esbuild and tsx forbidden to load. */
+export const startBuiltServerProcess = (env: Record<string, string>) =>
+  start("dist/server.js", env, "listening", ["--import", "./test/support/forbidDevModules.mjs", "--enable-source-maps"]);
 export const startWorkerProcess = (env: Record<string, string>) => start("server/worker.ts", env, "worker ready");

@@ -1,122 +1,148 @@
-import { describe, expect, it } from "vitest";
-import { MediaClock, type Tick } from "../../mixer/clock.ts";
+// The media clock on fake time: every tick's deadline, firing time and skip count is exact, so the
+// checks are equalities, not ranges that a loaded machine might break.
+import { beforeEach, describe, expect, it } from "vitest";
+import { MediaClock, type Tick, type TimeSource } from "../../mixer/clock.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Blocks the event loop (a stand-in for a slow synchronous tick). */
-function busyWait(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end);
+/**
+ * Fake time: timers fire in order as time is advanced, each at its own time; a callback that
+ * "stalls" moves time on, and timers due meanwhile fire late, as after a blocked event loop.
+ */
+class FakeTime implements TimeSource {
+  private t = 1_000_000;
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private ids = 0;
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    this.timers.push({ at: this.t + ms, fn, id: ++this.ids });
+    return this.ids;
+  };
+  clearTimeout = (id: unknown) => {
+    this.timers = this.timers.filter((x) => x.id !== id);
+  };
+  get pending(): number {
+    return this.timers.length;
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const next = this.timers[0];
+      if (!next || next.at > end) break;
+      this.timers.shift();
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    this.t = Math.max(this.t, end);
+  }
+  /** Blocks "the event loop" for `ms` (call it from a tick). */
+  stall(ms: number): void {
+    this.t += ms;
+  }
 }
 
 interface Seen extends Tick {
   at: number;
 }
 
-/** Runs a clock for `runMs` and records every tick with the time it fired. */
-async function run(periodMs: number, runMs: number, onTick?: (t: Tick) => void): Promise<{ ticks: Seen[]; started: number }> {
+let time: FakeTime;
+beforeEach(() => {
+  time = new FakeTime();
+});
+
+/** A clock recording every tick with the (fake) time it fired; `onTick` may stall it. */
+function clockOf(periodMs: number, onTick?: (t: Tick) => void): { clock: MediaClock; ticks: Seen[] } {
   const ticks: Seen[] = [];
   const clock = new MediaClock(periodMs, (t) => {
-    ticks.push({ ...t, at: performance.now() });
+    ticks.push({ ...t, at: time.now() });
     onTick?.(t);
-  });
-  const started = performance.now();
-  clock.begin();
-  await sleep(runMs);
-  clock.stop();
-  return { ticks, started };
+  }, time);
+  return { clock, ticks };
 }
 
+const stall = (ms: number) => time.stall(ms);
+
 describe("MediaClock", () => {
-  it("ticks every period with consecutive indices on a fixed grid", async () => {
-    const period = 10;
-    const { ticks, started } = await run(period, 200);
-    expect(ticks.length).toBeGreaterThanOrEqual(15);
-    expect(ticks.length).toBeLessThanOrEqual(22);
-    expect(ticks[0].index).toBe(0);
-    expect(Math.abs(ticks[0].due - started)).toBeLessThan(5);
-    for (let i = 1; i < ticks.length; i++) {
-      // Index advances by one, or by one plus what was skipped if the machine hiccupped.
-      expect(ticks[i].index).toBe(ticks[i - 1].index + 1 + ticks[i].skipped);
-      // Deadlines are exact multiples of the period from the start: no accumulated drift.
-      expect(ticks[i].due - ticks[0].due).toBeCloseTo(ticks[i].index * period, 6);
-    }
-    const skipped = ticks.reduce((s, t) => s + t.skipped, 0);
-    expect(skipped).toBeLessThanOrEqual(2);
-    // Each tick fires close to its deadline; lateness does not build up over the run.
+  it("ticks every period, on time, with consecutive indices on a fixed grid", () => {
+    const { clock, ticks } = clockOf(10);
+    const started = time.now();
+    clock.begin();
+    time.advance(200);
+    clock.stop();
+    expect(ticks.map((t) => t.index)).toEqual(Array.from({ length: 21 }, (_, i) => i));
     for (const t of ticks) {
-      expect(t.at - t.due).toBeGreaterThan(-2);
-      expect(t.at - t.due).toBeLessThan(period + 5);
+      expect(t.due).toBe(started + t.index * 10);
+      expect(t.at).toBe(t.due);
+      expect(t.skipped).toBe(0);
     }
-    const last = ticks[ticks.length - 1];
-    expect(last.at - last.due).toBeLessThan(8);
   });
 
-  it("the total tick count tracks elapsed time rather than timer lateness", async () => {
-    const period = 10;
-    const { ticks } = await run(period, 200);
-    const last = ticks[ticks.length - 1];
-    const expected = Math.floor((last.at - ticks[0].due) / period);
-    expect(Math.abs(last.index - expected)).toBeLessThanOrEqual(1);
+  it("a late tick does not move the next deadline: lateness never accumulates", () => {
+    // Every tick takes 7 ms of a 10 ms period: the next still fires at its own deadline.
+    const { clock, ticks } = clockOf(10, () => stall(7));
+    const started = time.now();
+    clock.begin();
+    time.advance(100);
+    clock.stop();
+    expect(ticks.length).toBe(11); // 0, 10, …, 100 ms
+    for (const t of ticks) {
+      expect(t.at).toBe(started + t.index * 10);
+      expect(t.skipped).toBe(0);
+    }
   });
 
-  it("reports skipped ticks after the event loop was blocked", async () => {
-    const period = 10;
-    const { ticks } = await run(period, 150, (t) => {
-      if (t.index === 3) busyWait(50);
-    });
+  it("after a stall it fires once, reports the ticks it skipped, and stays on the grid", () => {
+    const { clock, ticks } = clockOf(10, (t) => t.index === 3 && stall(55));
+    const started = time.now();
+    clock.begin();
+    time.advance(150);
+    clock.stop();
     const i = ticks.findIndex((t) => t.index === 3);
-    expect(i).toBeGreaterThanOrEqual(0);
-    const after = ticks[i + 1];
-    expect(after.skipped).toBeGreaterThan(0);
-    expect(after.skipped).toBeGreaterThanOrEqual(3); // ~5 periods were missed
-    expect(after.index).toBe(3 + 1 + after.skipped);
-    // It fires once for the stall (not once per missed period) and stays on the grid.
-    expect(after.due - ticks[0].due).toBeCloseTo(after.index * period, 6);
-    expect(after.at - after.due).toBeLessThan(period);
-    // Then it goes back to regular ticks.
-    expect(ticks[i + 2].index).toBe(after.index + 1 + ticks[i + 2].skipped);
+    const after = ticks[i + 1]!;
+    // Stalled from 30 to 85 ms: ticks 4..7 were due meanwhile and are skipped; tick 8 fires at 85.
+    expect(after).toEqual({ index: 8, due: started + 80, skipped: 4, at: started + 85 });
+    expect(ticks[i + 2]).toEqual({ index: 9, due: started + 90, skipped: 0, at: started + 90 });
+    // The count of ticks tracks elapsed time, not timer callbacks.
+    expect(ticks.at(-1)!.index).toBe(15);
   });
 
-  it("stop() stops the ticks", async () => {
-    let n = 0;
-    const clock = new MediaClock(5, () => n++);
+  it("stop() stops the ticks, also from inside a tick", () => {
+    const a = clockOf(5);
+    a.clock.begin();
+    time.advance(40);
+    a.clock.stop();
+    const atStop = a.ticks.length;
+    expect(atStop).toBe(9);
+    time.advance(40);
+    expect(a.ticks.length).toBe(atStop);
+
+    const b = clockOf(5, (t) => t.index === 2 && b.clock.stop());
+    b.clock.begin();
+    time.advance(60);
+    expect(b.ticks.map((t) => t.index)).toEqual([0, 1, 2]);
+    expect(time.pending).toBe(0);
+  });
+
+  it("begin() twice does not start a second timer; after stop() it starts again from tick 0", () => {
+    const { clock, ticks } = clockOf(10);
     clock.begin();
-    await sleep(40);
+    clock.begin();
+    expect(time.pending).toBe(1);
+    time.advance(55);
     clock.stop();
-    const atStop = n;
-    expect(atStop).toBeGreaterThan(0);
-    await sleep(40);
-    expect(n).toBe(atStop);
-  });
-
-  it("stop() from inside a tick prevents further ticks", async () => {
-    const seen: number[] = [];
-    const clock = new MediaClock(5, (t) => {
-      seen.push(t.index);
-      if (t.index === 2) clock.stop();
-    });
+    expect(ticks.map((t) => t.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    const restartedAt = time.now();
     clock.begin();
-    await sleep(60);
-    expect(seen).toEqual([0, 1, 2]);
-  });
-
-  it("begin() twice does not start a second timer, and it can restart after stop()", async () => {
-    let n = 0;
-    const clock = new MediaClock(10, () => n++);
-    clock.begin();
-    clock.begin();
-    await sleep(55);
+    time.advance(25);
     clock.stop();
-    expect(n).toBeGreaterThanOrEqual(4);
-    expect(n).toBeLessThanOrEqual(7);
-    const seen: Tick[] = [];
-    const again = new MediaClock(10, (t) => seen.push(t));
-    again.begin();
-    again.stop();
-    again.begin();
-    await sleep(25);
-    again.stop();
-    expect(seen[0].index).toBe(0);
+    expect(ticks.slice(6).map((t) => [t.index, t.due])).toEqual([[0, restartedAt], [1, restartedAt + 10], [2, restartedAt + 20]]);
+  });
+
+  it("dueTime() names any tick's deadline from the start", () => {
+    const { clock } = clockOf(20);
+    const started = time.now();
+    clock.begin();
+    expect(clock.dueTime(0)).toBe(started);
+    expect(clock.dueTime(150)).toBe(started + 3000);
+    clock.stop();
   });
 });

@@ -24,9 +24,14 @@ describe("loadConfig defaults", () => {
       fps: 30,
       videoKbps: 1500,
       audioKbps: 32,
+      vp8CpuUsed: -8,
       keyframeIntervalS: 10,
       keyframeMinIntervalMs: 500,
       stallTimeoutMs: 1500,
+      labels: true,
+      layout: "grid",
+      speakerHoldMs: 1500,
+      speakerMinSwitchMs: 3000,
       rtcPortRange: undefined,
       announcedIp: undefined,
       iceServers: [],
@@ -50,7 +55,44 @@ describe("loadConfig defaults", () => {
       jobAttempts: 5,
       jobBackoffMs: 2000,
       jobLockMs: 30_000,
+      videoCodecs: ["vp8", "h264"],
+      outputRungs: [{ width: 1280, height: 720, kbps: 1500 }, { width: 640, height: 360, kbps: 530 }, { width: 320, height: 180, kbps: 188 }],
+      maxRooms: 32,
+      maxParticipantsTotal: 64,
+      maxConnectionsPerIp: 32,
+      maxJoinsPerIp: 24,
+      maxRoomsPerIp: 4,
+      maxConcurrentOffers: 2,
+      maxSdpMediaSections: 8,
+      maxSdpLines: 1000,
+      joinOfferTimeoutMs: 20_000,
+      maxBufferedBytes: 1024 * 1024,
+      longPollWindow: 32,
+      wsPingMs: 15_000,
+      authSecret: undefined,
+      tokenTtlS: 3600,
+      publicApi: false,
+      nodeUrl: undefined,
+      nodeMaxCpu: 0.8,
+      nodeMaxParticipants: 64,
+      nodeHeartbeatMs: 1000,
+      nodeTtlMs: 3000,
+      clusterPrefix: "mixroom",
+      maxRecordings: 4,
+      recordingsMinFreeMb: 1024,
     });
+  });
+
+  it("reads the node settings (several nodes) and refuses what cannot work", () => {
+    const c = loadConfig({ REDIS_URL: "redis://r:6379", NODE_URL: "http://10.0.0.5:8080/", NODE_MAX_CPU: "0.5", NODE_MAX_PARTICIPANTS: "40", CLUSTER_PREFIX: "eu" });
+    expect(c).toMatchObject({ nodeUrl: "http://10.0.0.5:8080", nodeMaxCpu: 0.5, nodeMaxParticipants: 40, clusterPrefix: "eu" });
+    expect(loadConfig({ MAX_PARTICIPANTS_TOTAL: "30" }).nodeMaxParticipants).toBe(30);
+    expectConfigError({ NODE_URL: "http://10.0.0.5:8080" }, "REDIS_URL"); // nodes find each other in Redis
+    for (const bad of ["10.0.0.5:8080", "ws://10.0.0.5", "http://10.0.0.5/x", "nonsense"]) expectConfigError({ REDIS_URL: "redis://r", NODE_URL: bad }, "NODE_URL");
+    for (const bad of ["0", "1.5", "-0.2", "most"]) expectConfigError({ NODE_MAX_CPU: bad }, "NODE_MAX_CPU");
+    expectConfigError({ NODE_HEARTBEAT_MS: "1000", NODE_TTL_MS: "1500" }, "NODE_TTL_MS");
+    expect(loadConfig({ VP8_CPU_USED: "8" }).vp8CpuUsed).toBe(8);
+    for (const bad of ["17", "-17", "fast"]) expectConfigError({ VP8_CPU_USED: bad }, "VP8_CPU_USED");
   });
 
   it("reads the recording settings and refuses nonsense", () => {
@@ -59,6 +101,22 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ REDIS_URL: "localhost:6379" })).toThrow(/REDIS_URL/);
     expect(() => loadConfig({ POSTPROCESS_WORKER: "maybe" })).toThrow(/on or off/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
+  });
+
+  it("reads the public-server limits and refuses a short AUTH_SECRET", () => {
+    const c = loadConfig({ MAX_ROOMS: "3", MAX_JOINS_PER_IP: "2", MAX_ROOMS_PER_IP: "1", AUTH_SECRET: "s".repeat(32), PUBLIC_API: "on", MAX_RECORDINGS: "1" });
+    expect(c).toMatchObject({ maxRooms: 3, maxJoinsPerIp: 2, maxRoomsPerIp: 1, authSecret: "s".repeat(32), publicApi: true, maxRecordings: 1 });
+    expect(() => loadConfig({ AUTH_SECRET: "short" })).toThrow(/AUTH_SECRET.*32/);
+    expect(() => loadConfig({ MAX_CONNECTIONS_PER_IP: "0" })).toThrow(/MAX_CONNECTIONS_PER_IP/);
+    expect(() => loadConfig({ LAYOUT: "mosaic" })).toThrow(/LAYOUT/);
+    expect(() => loadConfig({ LAYOUT: "pinned" })).toThrow(/LAYOUT/);
+    expect(() => loadConfig({ LABELS: "maybe" })).toThrow(/LABELS/);
+    expect(loadConfig({ VIDEO_CODECS: "H264, vp8" }).videoCodecs).toEqual(["h264", "vp8"]);
+    expect(() => loadConfig({ VIDEO_CODECS: "av1" })).toThrow(/VIDEO_CODECS/);
+    expect(loadConfig({ OUTPUT_RUNGS: "1280x720:1500, 640x360:500" }).outputRungs).toEqual([{ width: 1280, height: 720, kbps: 1500 }, { width: 640, height: 360, kbps: 500 }]);
+    expect(() => loadConfig({ OUTPUT_RUNGS: "640x360:500,1280x720:1500" })).toThrow(/OUTPUT_RUNGS/);
+    expect(() => loadConfig({ OUTPUT_RUNGS: "1280x720:1500,641x360:500" })).toThrow(/OUTPUT_RUNGS/);
+    expect(() => loadConfig({ VIDEO_CODECS: "vp8,vp8" })).toThrow(/VIDEO_CODECS/);
   });
 
   it("reads STUN/TURN settings and refuses TURN without a secret", () => {
@@ -108,6 +166,10 @@ describe("loadConfig parses each variable", () => {
     ["KEYFRAME_MIN_INTERVAL_MS", "0", "keyframeMinIntervalMs", 0],
     ["KEYFRAME_MIN_INTERVAL_MS", "250", "keyframeMinIntervalMs", 250],
     ["STALL_TIMEOUT_MS", "3000", "stallTimeoutMs", 3000],
+    ["LABELS", "off", "labels", false],
+    ["LAYOUT", "speaker", "layout", "speaker"],
+    ["SPEAKER_HOLD_MS", "2500", "speakerHoldMs", 2500],
+    ["SPEAKER_MIN_SWITCH_MS", "5000", "speakerMinSwitchMs", 5000],
     ["ANNOUNCED_IP", "203.0.113.7", "announcedIp", "203.0.113.7"],
     ["FFMPEG_PATH", "/usr/bin/ffmpeg", "ffmpegPath", "/usr/bin/ffmpeg"],
     ["LOG_LEVEL", "debug", "logLevel", "debug"],

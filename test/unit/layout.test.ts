@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { gridLayout, letterbox, sameRect, type Rect } from "../../mixer/layout.ts";
+import { focusLayout, gridLayout, letterbox, sameRect, type Rect } from "../../mixer/layout.ts";
 
 const CANVASES: [number, number][] = [
   [1280, 720],
@@ -193,5 +193,33 @@ describe("sameRect", () => {
     expect(sameRect(undefined, r)).toBe(false);
     expect(sameRect(r, undefined)).toBe(false);
     expect(sameRect(undefined, undefined)).toBe(false);
+  });
+});
+
+describe("focusLayout", () => {
+  it("puts the focus large above a strip of the others, all inside the canvas, even and without overlap", () => {
+    for (const n of [2, 3, 5, 9, 16]) {
+      for (const focus of [0, n - 1]) {
+        const rects = focusLayout(n, focus, 1280, 720);
+        expect(rects.length).toBe(n);
+        const big = rects[focus]!;
+        expect(big).toEqual({ x: 0, y: 0, w: 1280, h: 720 - 144 });
+        for (const [i, r] of rects.entries()) {
+          for (const v of [r.x, r.y, r.w, r.h]) expect(v % 2).toBe(0);
+          expect(r.x + r.w).toBeLessThanOrEqual(1280);
+          expect(r.y + r.h).toBeLessThanOrEqual(720);
+          if (i !== focus) expect(r.h).toBe(144);
+          for (const [j, o] of rects.entries()) {
+            if (i === j) continue;
+            const overlap = r.x < o.x + o.w && o.x < r.x + r.w && r.y < o.y + o.h && o.y < r.y + r.h;
+            expect(overlap, `${n} tiles: ${i} and ${j}`).toBe(false);
+          }
+        }
+      }
+    }
+  });
+
+  it("gives the whole canvas to a participant alone", () => {
+    expect(focusLayout(1, 0, 1280, 720)).toEqual([{ x: 0, y: 0, w: 1280, h: 720 }]);
   });
 });

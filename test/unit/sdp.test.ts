@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { announceIp, checkOffer } from "../../server/sdp.ts";
+import { acceptBundleOnly, announceIp, checkOffer, isMdnsCandidate, offeredMedia, preferH264Mode1 } from "../../server/sdp.ts";
 
 const PUBLIC = "203.0.113.7";
 
@@ -130,5 +130,114 @@ describe("checkOffer", () => {
     ["without fingerprint", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\n", /fingerprint/],
   ])("rejects an offer %s", (_what, offer, reason) => {
     expect(checkOffer(offer)).toMatch(reason);
+  });
+});
+
+/** A Firefox max-bundle offer as Firefox ESR writes it: later sections bundle-only with port 0. */
+function firefoxOffer(audioDir = "sendrecv", videoDir = "sendrecv"): string {
+  return [
+    "v=0",
+    "o=mozilla...THIS_IS_SDPARTA-99.0 1 0 IN IP4 0.0.0.0",
+    "s=-",
+    "t=0 0",
+    "a=fingerprint:sha-256 AA:BB",
+    "a=group:BUNDLE 0 1 2",
+    "a=ice-options:trickle",
+    "a=msid-semantic:WMS *",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 109 9 0 8 101",
+    "c=IN IP4 0.0.0.0",
+    `a=${audioDir}`,
+    "a=ice-pwd:0123456789abcdef01234567",
+    "a=ice-ufrag:abcd",
+    "a=mid:0",
+    "a=rtpmap:109 opus/48000/2",
+    "m=video 0 UDP/TLS/RTP/SAVPF 120 124 121 125 126 127 97 98",
+    "c=IN IP4 0.0.0.0",
+    "a=bundle-only",
+    `a=${videoDir}`,
+    "a=mid:1",
+    "a=rtpmap:120 VP8/90000",
+    "m=application 0 UDP/DTLS/SCTP webrtc-datachannel",
+    "c=IN IP4 0.0.0.0",
+    "a=bundle-only",
+    "a=mid:2",
+    "a=sctp-port:5000",
+    "",
+  ].join("\r\n");
+}
+
+describe("acceptBundleOnly (Firefox max-bundle offers)", () => {
+  it("gives bundle-only sections in the BUNDLE group the discard port 9", () => {
+    const out = acceptBundleOnly(firefoxOffer());
+    expect(out).toMatch(/^m=audio 9 /m);
+    expect(out).toMatch(/^m=video 9 UDP\/TLS\/RTP\/SAVPF 120 /m);
+    expect(out).toMatch(/^m=application 9 UDP\/DTLS\/SCTP webrtc-datachannel$/m);
+    // Nothing else changes: same lines, same order, CRLF kept.
+    expect(out.split("\r\n").length).toBe(firefoxOffer().split("\r\n").length);
+    expect(out.replace(/^(m=\S+) 9 /gm, "$1 X ")).toBe(firefoxOffer().replace(/^(m=\S+) [09] /gm, "$1 X "));
+  });
+
+  it("leaves a really rejected section (port 0 without bundle-only, or outside the group) rejected", () => {
+    const rejected = firefoxOffer().replace("a=bundle-only\r\na=sendrecv\r\na=mid:1", "a=sendrecv\r\na=mid:1");
+    expect(acceptBundleOnly(rejected)).toMatch(/^m=video 0 /m);
+    const outside = firefoxOffer().replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0 2");
+    expect(acceptBundleOnly(outside)).toMatch(/^m=video 0 /m);
+    expect(acceptBundleOnly(outside)).toMatch(/^m=application 9 /m);
+  });
+
+  it("changes nothing in a Chromium offer, with LF or CRLF line ends", () => {
+    const chrome = sdp(HOST_UDP);
+    expect(acceptBundleOnly(chrome)).toBe(chrome);
+    const lf = firefoxOffer().replace(/\r\n/g, "\n");
+    expect(acceptBundleOnly(lf)).toMatch(/^m=video 9 /m);
+    expect(acceptBundleOnly(lf)).not.toContain("\r");
+  });
+});
+
+describe("offeredMedia (what a client sends and receives)", () => {
+  it("reads camera + mic from a Chromium or Firefox offer", () => {
+    expect(offeredMedia(sdp(HOST_UDP))).toEqual({ audio: true, video: true, receives: true });
+    expect(offeredMedia(firefoxOffer())).toEqual({ audio: true, video: true, receives: true });
+  });
+
+  it("mic only, camera only, and a viewer (everything recvonly)", () => {
+    expect(offeredMedia(firefoxOffer("sendrecv", "recvonly"))).toEqual({ audio: true, video: false, receives: true });
+    expect(offeredMedia(firefoxOffer("recvonly", "sendrecv"))).toEqual({ audio: false, video: true, receives: true });
+    expect(offeredMedia(firefoxOffer("recvonly", "recvonly"))).toEqual({ audio: false, video: false, receives: true });
+    expect(offeredMedia(firefoxOffer("sendonly", "inactive"))).toEqual({ audio: true, video: false, receives: false });
+  });
+
+  it("ignores rejected sections and takes the session-level direction as the default", () => {
+    const rejected = firefoxOffer().replace("a=bundle-only\r\na=sendrecv\r\na=mid:1", "a=sendrecv\r\na=mid:1");
+    expect(offeredMedia(rejected).video).toBe(false);
+    const noDir = sdp(HOST_UDP).replace("t=0 0", "t=0 0\r\na=recvonly");
+    expect(offeredMedia(noDir)).toEqual({ audio: false, video: false, receives: true });
+  });
+});
+
+describe("preferH264Mode1", () => {
+  const video = (order: string) =>
+    [
+      "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0",
+      `m=video 9 UDP/TLS/RTP/SAVPF ${order}`,
+      "a=rtpmap:96 VP8/90000",
+      "a=rtpmap:104 H264/90000", "a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f",
+      "a=rtpmap:102 H264/90000", "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+      "a=rtpmap:108 H264/90000", "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+      "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96", "",
+    ].join("\r\n");
+  it("puts mode 1 constrained baseline first among the H.264 payloads, leaving the others in place", () => {
+    expect(preferH264Mode1(video("96 104 102 108 97"))).toMatch(/^m=video 9 UDP\/TLS\/RTP\/SAVPF 96 108 102 104 97\r$/m);
+    expect(preferH264Mode1(video("108 102 96"))).toBe(video("108 102 96"));
+    expect(preferH264Mode1(sdp(HOST_UDP))).toBe(sdp(HOST_UDP)); // no H.264 at all
+  });
+});
+
+describe("isMdnsCandidate", () => {
+  it("knows a browser's .local host names from addresses", () => {
+    expect(isMdnsCandidate("candidate:1 1 udp 2122262783 3f1d2c5e-9b7a-4c1e-8d2f-6a5b4c3d2e1f.local 54321 typ host")).toBe(true);
+    expect(isMdnsCandidate("a=candidate:1 1 UDP 2122262783 abc.LOCAL 9 typ host")).toBe(true);
+    expect(isMdnsCandidate(HOST_UDP)).toBe(false);
+    expect(isMdnsCandidate("candidate:1 1 udp 1 printer.local.example.com 9 typ host")).toBe(false);
   });
 });

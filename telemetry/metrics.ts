@@ -1,0 +1,104 @@
+// Process-wide counters, gauges and histograms on prom-client, exposed at GET /metrics (Prometheus
+// text, with prom-client's default process metrics: CPU, memory, event-loop lag, GC, handles).
+// Shared by mixer/ and server/ (neither depends on the other for it). Each counter/gauge keeps a
+// plain copy of its values too, so code and tests can read one at once (`get`).
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+type Labels = Record<string, string>;
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+const keyOf = (labels?: Labels) => (labels && Object.keys(labels).length ? JSON.stringify(Object.entries(labels).sort()) : "");
+
+/** A counter or gauge: prom-client's, plus a synchronous read of its current values. */
+class Metric {
+  private readonly values = new Map<string, number>();
+  private readonly m: Counter<string> | Gauge<string>;
+
+  constructor(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = []) {
+    const o = { name, help, labelNames, registers: [registry] };
+    this.m = type === "counter" ? new Counter(o) : new Gauge(o);
+  }
+
+  inc(labels?: Labels, by = 1): void {
+    const k = keyOf(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    if (keyOf(labels)) this.m.inc(labels!, by);
+    else this.m.inc(by);
+  }
+
+  set(value: number, labels?: Labels): void {
+    this.values.set(keyOf(labels), value);
+    const g = this.m as Gauge<string>;
+    if (keyOf(labels)) g.set(labels!, value);
+    else g.set(value);
+  }
+
+  get(labels?: Labels): number {
+    return this.values.get(keyOf(labels)) ?? 0;
+  }
+
+  /** Forgets every label set (a gauge rebuilt from live state at each scrape). */
+  reset(): void {
+    this.values.clear();
+    this.m.reset();
+  }
+}
+
+function metric(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = []): Metric {
+  return new Metric(name, help, type, labelNames);
+}
+
+function histogram(name: string, help: string, buckets: number[]): Histogram<string> {
+  return new Histogram({ name, help, buckets, registers: [registry] });
+}
+
+export const metrics = {
+  rooms: metric("mcu_rooms", "Rooms with at least one participant", "gauge"),
+  participants: metric("mcu_participants", "Participants connected", "gauge"),
+  signalingErrors: metric("mcu_signaling_errors_total", "Signaling messages rejected, by code", "counter", ["code"]),
+  ffmpegExits: metric("mcu_ffmpeg_exits_total", "ffmpeg children that exited unexpectedly, by role", "counter", ["role"]),
+  ffmpegRestarts: metric("mcu_ffmpeg_restarts_total", "ffmpeg children replaced, by role", "counter", ["role"]),
+  compositeFrames: metric("mcu_composite_frames_total", "Composite frames handed to the encoder", "counter"),
+  compositeLateTicks: metric("mcu_composite_late_ticks_total", "Compositor ticks skipped because the clock fell behind", "counter"),
+  keyframesForced: metric("mcu_keyframes_forced_total", "Composite keyframes forced by receivers' PLI/FIR", "counter"),
+  keyframeRequestsLimited: metric("mcu_keyframe_requests_limited_total", "Receiver PLIs folded into a pending keyframe", "counter"),
+  plisSent: metric("mcu_pli_sent_total", "PLIs sent to participants, by reason", "counter", ["reason"]),
+  videoFramesDropped: metric("mcu_input_frames_dropped_total", "Incoming video frames dropped (loss, no keyframe yet)", "counter"),
+  audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
+  rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),
+  outputReceivers: metric("mcu_output_receivers", "Receivers per composite output (codec@rung), refreshed at each scrape", "gauge", ["output"]),
+  iceCandidatesSkipped: metric("mcu_ice_candidates_skipped_total", "Trickled ICE candidates not used, by reason (mdns, rejected)", "counter", ["reason"]),
+  recordingsActive: metric("mcu_recordings_active", "Rooms being recorded", "gauge"),
+  recorderDrops: metric("mcu_recorder_dropped_writes_total", "Media a backed-up recorder pipe could not take", "counter"),
+  recordingsStoppedDiskLow: metric("mcu_recordings_stopped_disk_low_total", "Recordings stopped because free disk space fell below RECORDINGS_MIN_FREE_MB", "counter"),
+  httpErrors: metric("mcu_http_server_errors_total", "HTTP answers with a 5xx status, by status", "counter", ["status"]),
+  clusterCommands: metric("mcu_cluster_redis_commands_total", "Redis commands sent by the node registry (heartbeats, placements, lookups)", "counter"),
+  clusterJoins: metric("mcu_cluster_joins_total", "Joins by where the room was: local, redirect (sent to its owner), refused", "counter", ["where"]),
+  recordingJobs: metric("mcu_recording_jobs_total", "Post-processing jobs finished, by result (done, retry, failed)", "counter", ["result"]),
+};
+
+/** Distributions, where a mean would hide what matters. */
+export const histograms = {
+  /** How late the compositor's clock fired each tick (event-loop stalls show here first). */
+  tickLateness: histogram("mcu_composite_tick_lateness_seconds", "How late each compositor tick fired after its deadline", [0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1]),
+  /** From `join` to the peer connection up (ICE + DTLS done). */
+  joinTime: histogram("mcu_join_seconds", "From a participant's join to its media connection being up", [0.1, 0.25, 0.5, 1, 2, 5, 10, 20]),
+  /** Time between consecutive composite frames handed to an encoder: a freeze is a long one. */
+  frameGap: histogram("mcu_composite_frame_gap_seconds", "Time between consecutive composite frames of a room", [0.034, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2]),
+};
+
+/** Gauges read from the live state at each scrape (e.g. receivers per output); returns its undo. */
+const collectors = new Set<() => void>();
+export function addCollector(collect: () => void): () => void {
+  collectors.add(collect);
+  return () => collectors.delete(collect);
+}
+
+export async function renderMetrics(): Promise<string> {
+  for (const collect of collectors) collect();
+  return registry.metrics();
+}
+
+export const metricsContentType = registry.contentType;
