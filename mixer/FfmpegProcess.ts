@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import os from "node:os";
 import { EventEmitter } from "node:events";
-import type { Readable, Writable } from "node:stream";
+import type { Socket } from "node:net";
+import { spawnHosted } from "./spawnHost.ts";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 
@@ -26,6 +27,8 @@ export interface FfmpegOptions {
   logLevel?: string;
   /** A run meant to end by itself: its exit, whatever the code, is for the caller to judge (not logged or counted as a death). */
   oneShot?: boolean;
+  /** A nice value for the child (10: below live media in CPU priority). */
+  nice?: number;
 }
 
 export interface FfmpegExit {
@@ -37,17 +40,96 @@ export interface FfmpegExit {
   stderrTail: string;
 }
 
+/** How children are started: through the spawn host (default), or forked from this process. */
+let spawnVia: "host" | "direct" = "host";
+export function setFfmpegSpawning(via: "host" | "direct"): void {
+  spawnVia = via;
+}
+
+/** A child's input pipe, usable at once: what is written before the pipe itself arrives waits here. */
+export class InputPipe {
+  private sock?: Socket;
+  private pending: { data: Buffer | Uint8Array; done?: () => void }[] = [];
+  private pendingBytes = 0;
+  private ended = false;
+  private destroyed = false;
+
+  get writable(): boolean {
+    return !this.ended && !this.destroyed && (this.sock ? this.sock.writable : true);
+  }
+
+  /** Bytes queued towards the child and not taken by it yet. */
+  get writableLength(): number {
+    return this.sock ? this.sock.writableLength : this.pendingBytes;
+  }
+
+  write(data: Buffer | Uint8Array, done?: () => void): void {
+    if (!this.writable) return;
+    if (this.sock) {
+      this.sock.write(data, done ? () => done() : undefined);
+      return;
+    }
+    this.pending.push({ data, done });
+    this.pendingBytes += data.byteLength;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.sock?.end();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.pending = [];
+    this.sock?.destroy();
+  }
+
+  attach(sock: Socket): void {
+    this.sock = sock;
+    sock.on("error", () => {}); // EPIPE after the child died: its exit says what happened
+    if (this.destroyed) return void sock.destroy();
+    for (const { data, done } of this.pending) sock.write(data, done ? () => done() : undefined);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.ended) sock.end();
+  }
+}
+
+/** A child's output pipe: 'data' as the child writes, 'close' once it is read to its end. */
+export class OutputPipe extends EventEmitter<{ data: [Buffer]; close: [] }> {
+  closed = false;
+
+  attach(sock: Socket): void {
+    sock.on("error", () => {});
+    sock.on("data", (d: Buffer) => this.emit("data", d));
+    sock.once("close", () => this.finish());
+  }
+
+  /** Nothing more will come (read to the end, or the child never started). */
+  finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit("close");
+  }
+}
+
 export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
-  private readonly child: ChildProcess;
+  private readonly child: { kill(signal: NodeJS.Signals): void };
   private closing = false;
   private exited = false;
   private stderrTail = "";
-  readonly stdin: Writable;
-  readonly stdout: Readable;
+  private childPid?: number;
+  private readonly stderr = new OutputPipe();
+  private readonly pipes: (InputPipe | OutputPipe)[];
+  readonly stdin = new InputPipe();
+  readonly stdout = new OutputPipe();
   /** Input pipes beyond stdin: extraInputs[0] is `pipe:3`, [1] is `pipe:4`, … */
-  readonly extraInputs: Writable[];
+  readonly extraInputs: InputPipe[];
   /** Output pipes after the extra inputs: with no extra inputs, extraOutputs[0] is `pipe:3`. */
-  readonly extraOutputs: Readable[];
+  readonly extraOutputs: OutputPipe[];
+  /** Resolves with the pid once the child runs (undefined if it could not start). */
+  readonly started: Promise<number | undefined>;
+  private onStarted!: (pid: number | undefined) => void;
 
   constructor(
     ffmpegPath: string,
@@ -58,34 +140,55 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     private readonly o: FfmpegOptions = {},
   ) {
     super();
-    this.child = spawn(ffmpegPath, ["-hide_banner", "-nostdin", "-loglevel", o.logLevel ?? "error", ...args], {
-      stdio: ["pipe", "pipe", "pipe", ...Array<"pipe">(extraInputCount + extraOutputCount).fill("pipe")],
-      env: { ...process.env, ...FFMPEG_MALLOC_ENV },
-    });
-    live.add(this);
-    this.stdin = this.child.stdin!;
-    this.stdout = this.child.stdout!;
-    this.extraInputs = this.child.stdio.slice(3, 3 + extraInputCount) as Writable[];
-    this.extraOutputs = this.child.stdio.slice(3 + extraInputCount) as Readable[];
-    // A write after the child died raises EPIPE: the exit handler reports it, not a crash.
-    for (const w of [this.stdin, ...this.extraInputs, ...this.extraOutputs]) w.on("error", () => {});
-    this.child.stderr!.on("data", (d: Buffer) => {
+    this.extraInputs = Array.from({ length: extraInputCount }, () => new InputPipe());
+    this.extraOutputs = Array.from({ length: extraOutputCount }, () => new OutputPipe());
+    this.pipes = [this.stdin, this.stdout, this.stderr, ...this.extraInputs, ...this.extraOutputs];
+    this.started = new Promise((resolve) => (this.onStarted = resolve));
+    this.stderr.on("data", (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-2000);
     });
-    this.child.on("error", (err) => {
-      this.stderrTail += `\nspawn error: ${err.message}`;
-      this.onExit(null, null);
-    });
-    this.child.on("exit", (code, signal) => this.onExit(code, signal));
-    const closed = (r: Readable) => new Promise<void>((done) => (r.closed ? done() : r.once("close", () => done())));
-    this.outputsRead = Promise.all([closed(this.stdout), closed(this.child.stderr!)]).then(() => this.stderrTail);
+    const closed = (r: OutputPipe) => new Promise<void>((done) => (r.closed ? done() : r.once("close", () => done())));
+    this.outputsRead = Promise.all([closed(this.stdout), closed(this.stderr)]).then(() => this.stderrTail);
+    live.add(this);
+    const cmdArgs = ["-hide_banner", "-nostdin", "-loglevel", o.logLevel ?? "error", ...args];
+    const fds = this.pipes.length;
+    this.child = spawnVia === "host" ? this.spawnHosted(ffmpegPath, cmdArgs, fds) : this.spawnDirect(ffmpegPath, cmdArgs, fds);
+  }
+
+  private spawnHosted(cmd: string, args: string[], fds: number) {
+    return spawnHosted(
+      { cmd, args, fds, env: FFMPEG_MALLOC_ENV, nice: this.o.nice },
+      {
+        pid: (pid) => this.onPid(pid),
+        fd: (i, sock) => this.pipes[i]?.attach(sock),
+        exit: (code, signal) => this.onExit(code, signal),
+        error: (message) => this.onSpawnError(message),
+      },
+    );
+  }
+
+  private spawnDirect(cmd: string, args: string[], fds: number): ChildProcess {
+    const c = spawn(cmd, args, { stdio: Array<"pipe">(fds).fill("pipe"), env: { ...process.env, ...FFMPEG_MALLOC_ENV } });
+    c.on("error", (err) => this.onSpawnError(err.message));
+    if (c.pid === undefined) return c;
+    c.on("exit", (code, signal) => this.onExit(code, signal));
+    if (this.o.nice) {
+      try {
+        os.setPriority(c.pid, this.o.nice);
+      } catch {
+        // not allowed here: normal priority
+      }
+    }
+    this.onPid(c.pid);
+    c.stdio.forEach((s, i) => this.pipes[i]?.attach(s as Socket));
+    return c;
   }
 
   /** Resolves once stdout and stderr are read to their end, with the stderr tail ('exit' can come first). */
   readonly outputsRead: Promise<string>;
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.childPid;
   }
 
   get alive(): boolean {
@@ -97,9 +200,22 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     return this.closing && !this.exited;
   }
 
+  private onPid(pid: number): void {
+    this.childPid = pid;
+    this.onStarted(pid);
+  }
+
+  private onSpawnError(message: string): void {
+    this.stderrTail += `\nspawn error: ${message}`;
+    // It never ran: nothing will come on its pipes.
+    if (this.childPid === undefined) for (const p of this.pipes) if (p instanceof OutputPipe) p.finish();
+    this.onExit(null, null);
+  }
+
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.exited) return;
     this.exited = true;
+    this.onStarted(undefined);
     live.delete(this);
     const expected = this.closing || !!this.o.oneShot;
     if (!expected) {
@@ -113,7 +229,7 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
   write(data: Buffer | Uint8Array, maxQueued = Infinity, done?: () => void): boolean {
     if (this.exited || this.closing || !this.stdin.writable) return false;
     if (this.stdin.writableLength > maxQueued) return false;
-    this.stdin.write(data, done ? () => done() : undefined);
+    this.stdin.write(data, done);
     return true;
   }
 
@@ -125,7 +241,7 @@ export class FfmpegProcess extends EventEmitter<{ exit: [FfmpegExit] }> {
     for (const w of this.extraInputs) w.end();
     const t = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
     t.unref();
-    this.child.once("exit", () => clearTimeout(t));
+    this.once("exit", () => clearTimeout(t));
   }
 
   /** Stops the child now. */
@@ -179,7 +295,7 @@ export interface RunResult {
 /** Runs ffmpeg to its end as a registered child; resolves with how it ended (the caller judges the code). */
 export function runFfmpegOnce(ffmpegPath: string, role: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const p = new FfmpegProcess(ffmpegPath, role, args, 0, 0, { logLevel: o.logLevel, oneShot: true });
+    const p = new FfmpegProcess(ffmpegPath, role, args, 0, 0, { logLevel: o.logLevel, oneShot: true, nice: o.lowPriority ? 10 : undefined });
     const chunks: Buffer[] = [];
     let kept = 0;
     let killed: RunResult["killed"];
@@ -187,13 +303,6 @@ export function runFfmpegOnce(ffmpegPath: string, role: string, args: string[], 
       killed ??= why;
       p.close();
     };
-    if (o.lowPriority && p.pid) {
-      try {
-        os.setPriority(p.pid, 10);
-      } catch {
-        // not allowed here: normal priority
-      }
-    }
     const total = o.timeoutMs ? setTimeout(() => kill("timeout"), o.timeoutMs) : undefined;
     const idle = o.idleTimeoutMs ? setTimeout(() => kill("idle"), o.idleTimeoutMs) : undefined;
     const onAbort = () => kill("aborted");

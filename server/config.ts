@@ -62,6 +62,8 @@ export interface Config {
   /** Lifetime of minted TURN credentials, seconds. */
   turnTtlS: number;
   ffmpegPath: string;
+  /** How ffmpeg children start: through the spawn host (a fork of a small process), or forked from the server. */
+  ffmpegSpawn: "host" | "direct";
   logLevel: LogLevel;
   /** Largest accepted signaling message, bytes. */
   maxMessageBytes: number;
@@ -182,6 +184,12 @@ function layoutKind(env: NodeJS.ProcessEnv): LayoutKind {
   const raw = (env.LAYOUT || "grid").toLowerCase();
   if (raw === "pinned" || !LAYOUT_KINDS.includes(raw as LayoutKind)) throw new ConfigError(`LAYOUT must be grid or speaker, got "${env.LAYOUT}"`);
   return raw as LayoutKind;
+}
+
+function ffmpegSpawn(env: NodeJS.ProcessEnv): Config["ffmpegSpawn"] {
+  const raw = (env.FFMPEG_SPAWN || "host").toLowerCase();
+  if (raw !== "host" && raw !== "direct") throw new ConfigError(`FFMPEG_SPAWN must be host or direct, got "${env.FFMPEG_SPAWN}"`);
+  return raw;
 }
 
 function bool(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
@@ -331,6 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     turnSecret: env.TURN_SECRET || undefined,
     turnTtlS: int(env, "TURN_TTL_S", 86_400, 60, 30 * 86_400),
     ffmpegPath: env.FFMPEG_PATH || ffmpegInstaller.path,
+    ffmpegSpawn: ffmpegSpawn(env),
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type Config } from "./config.ts";
-import { killFfmpegOnExit } from "../mixer/FfmpegProcess.ts";
+import { killFfmpegOnExit, setFfmpegSpawning } from "../mixer/FfmpegProcess.ts";
 import { loadClient } from "./clientBundle.ts";
 import { clusterApi } from "./cluster/api.ts";
 import { Cluster } from "./cluster/Cluster.ts";
@@ -39,6 +39,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const config = { ...loadConfig(), ...overrides };
   setLogLevel(config.logLevel);
   killFfmpegOnExit();
+  setFfmpegSpawning(config.ffmpegSpawn);
   const { redisUrl, nodeUrl } = config;
   // The registry reads this node's rooms at each heartbeat (after start), so it can come first.
   const cluster = redisUrl && nodeUrl ? new Cluster({ ...config, redisUrl, nodeUrl }, () => rooms.localState()) : undefined;

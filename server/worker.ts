@@ -2,7 +2,7 @@
 // like, on any machine that mounts the same RECORDINGS_DIR; a worker that dies mid-job has its
 // job picked up by another once its lock (JOB_LOCK_MS) runs out.
 import { pathToFileURL } from "node:url";
-import { killFfmpegOnExit } from "../mixer/FfmpegProcess.ts";
+import { killFfmpegOnExit, setFfmpegSpawning } from "../mixer/FfmpegProcess.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { logger, setLogLevel } from "../telemetry/log.ts";
 import { QUEUE_NAME, startBullWorker } from "./recordings/PostProcessQueue.ts";
@@ -15,6 +15,7 @@ export async function startWorker() {
   const config = loadConfig();
   setLogLevel(config.logLevel);
   killFfmpegOnExit();
+  setFfmpegSpawning(config.ffmpegSpawn);
   if (!config.redisUrl) {
     throw new ConfigError("npm run worker needs REDIS_URL (without Redis the server post-processes in-process)");
   }

@@ -41,6 +41,7 @@ describe("loadConfig defaults", () => {
       turnTtlS: 86_400,
       iceExtraHosts: [],
       ffmpegPath: ffmpegInstaller.path,
+      ffmpegSpawn: "host",
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
@@ -100,6 +101,7 @@ describe("loadConfig defaults", () => {
     expect(c).toMatchObject({ recordingsDir: "/srv/rec", redisUrl: "redis://r:6379/2", postprocessWorker: false, clientRecording: false, recordingMp4: false, jobLockMs: 5000 });
     expect(() => loadConfig({ REDIS_URL: "localhost:6379" })).toThrow(/REDIS_URL/);
     expect(() => loadConfig({ POSTPROCESS_WORKER: "maybe" })).toThrow(/on or off/);
+    expect(() => loadConfig({ FFMPEG_SPAWN: "fork" })).toThrow(/FFMPEG_SPAWN must be host or direct/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
   });
 
@@ -172,6 +174,7 @@ describe("loadConfig parses each variable", () => {
     ["SPEAKER_MIN_SWITCH_MS", "5000", "speakerMinSwitchMs", 5000],
     ["ANNOUNCED_IP", "203.0.113.7", "announcedIp", "203.0.113.7"],
     ["FFMPEG_PATH", "/usr/bin/ffmpeg", "ffmpegPath", "/usr/bin/ffmpeg"],
+    ["FFMPEG_SPAWN", "direct", "ffmpegSpawn", "direct"],
     ["LOG_LEVEL", "debug", "logLevel", "debug"],
     ["LOG_LEVEL", "warn", "logLevel", "warn"],
     ["LOG_LEVEL", "error", "logLevel", "error"],
