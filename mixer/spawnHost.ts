@@ -35,6 +35,9 @@ process.on("message", (m) => {
   if (c.pid === undefined) return;
   kids.set(m.id, c);
   c.on("exit", (code, signal) => { kids.delete(m.id); send({ t: "exit", id: m.id, code, signal }); });
+  // Node starts reading a child's pipes as it spawns; stop that before the loop turns, or a byte
+  // the child writes at once would be read here, where nobody wants it.
+  for (const s of c.stdio) if (s && s._handle) { s._handle.readStop(); s._handle.reading = false; }
   if (m.nice) { try { os.setPriority(c.pid, m.nice); } catch {} }
   send({ t: "pid", id: m.id, pid: c.pid });
   c.stdio.forEach((s, i) => send({ t: "fd", id: m.id, i }, s));

@@ -93,6 +93,14 @@ describe.each(["host", "direct"] as const)("ffmpeg children spawned %s", (via) =
     expect(r.stdout[1]! + r.stdout[2]!).toBeLessThan(40);
   });
 
+  it("hands over every byte a child writes at once, before its pipes reach us", async () => {
+    setFfmpegSpawning(via);
+    // A frame written the instant ffmpeg starts, ten at a time: any byte read on the way is missing.
+    const frame = ["-f", "lavfi", "-i", "color=c=gray:s=1280x720:d=0.04", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"];
+    const runs = await Promise.all(Array.from({ length: 10 }, () => runFfmpegOnce(FFMPEG, "test-burst", frame, { maxStdout: 4 << 20 })));
+    for (const r of runs) expect(r.stdout.length).toBe(1280 * 720 * 1.5);
+  });
+
   it("says a missing binary could not start, and is gone", async () => {
     setFfmpegSpawning(via);
     const p = new FfmpegProcess("/nonexistent/ffmpeg", "test-missing", []);
