@@ -25,6 +25,8 @@ interface Slot {
   placeholder: Buffer | undefined;
   /** The name label for the current tile width, once rendered. */
   label: Label | undefined;
+  /** Where the label is in the canvas, while it is there: later frames of the tile are copied around it. */
+  labelAt: Rect | undefined;
   /**
    * Pictures rendered for this participant, by tile size ("WxH" placeholders, "W" labels; null: none
    * could be made): a layout that comes back (grid → speaker → grid) spawns no renderer again.
@@ -72,7 +74,7 @@ export class VideoCompositor {
   }
 
   add(input: VideoInput): void {
-    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false, placeholder: undefined, label: undefined, rendered: new Map(), waiting: new Map() });
+    this.slots.push({ input, rect: undefined, drawnSeq: -1, showingPlaceholder: false, placeholder: undefined, label: undefined, labelAt: undefined, rendered: new Map(), waiting: new Map() });
     this.layoutDirty = true;
   }
 
@@ -107,6 +109,7 @@ export class VideoCompositor {
   private redraw(slot: Slot): void {
     slot.drawnSeq = -1;
     slot.showingPlaceholder = false;
+    slot.labelAt = undefined;
   }
 
   /** When canvas tick `tick` was composed (its clock deadline), performance.now() ms. */
@@ -187,8 +190,12 @@ export class VideoCompositor {
     const { width: W, height: H } = this.s;
     const { margin, border } = overlayMetrics(H);
     const l = slot.label;
-    // The placeholder already shows the name large.
-    if (l && !placeholder && l.h + 2 * margin <= r.h) blitCentered(this.canvas, W, H, { x: r.x + margin, y: r.y + r.h - margin - l.h, w: l.w, h: l.h }, l.data, l.w, l.h);
+    // The placeholder already shows the name large. Drawn once; the tile's frames are copied around it.
+    if (placeholder) slot.labelAt = undefined;
+    else if (l && !slot.labelAt && l.h + 2 * margin <= r.h) {
+      slot.labelAt = { x: r.x + margin, y: r.y + r.h - margin - l.h, w: l.w, h: l.h };
+      blitCentered(this.canvas, W, H, slot.labelAt, l.data, l.w, l.h);
+    }
     if (!this.speaking.has(slot.input.participantId)) return;
     for (const edge of [
       { x: r.x, y: r.y, w: r.w, h: border },
@@ -228,8 +235,11 @@ export class VideoCompositor {
         continue;
       }
       if (f.seq === slot.drawnSeq && !slot.showingPlaceholder) continue;
-      if (f.width !== r.w || f.height !== r.h) fillRect(this.canvas, W, H, r, ...BLACK_YUV);
-      blitCentered(this.canvas, W, H, r, f.data, f.width, f.height);
+      if (f.width !== r.w || f.height !== r.h) {
+        fillRect(this.canvas, W, H, r, ...BLACK_YUV);
+        slot.labelAt = undefined;
+      }
+      blitCentered(this.canvas, W, H, r, f.data, f.width, f.height, slot.labelAt);
       this.decorate(slot, r, false);
       slot.drawnSeq = f.seq;
       slot.showingPlaceholder = false;

@@ -108,6 +108,30 @@ describe("blitCentered", () => {
     }
   }
 
+  it.each([
+    ["at the tile's bottom-left, as a label sits", { x: 10, y: 4, w: 12, h: 16 }, 32, 24, { x: 12, y: 14, w: 6, h: 4 }],
+    ["overhanging the frame's left edge and the tile's bottom", { x: 8, y: 4, w: 12, h: 10 }, 4, 6, { x: 10, y: 8, w: 4, h: 8 }],
+    ["across the whole frame width", { x: 0, y: 0, w: 16, h: 12 }, 16, 12, { x: 0, y: 2, w: 16, h: 2 }],
+  ] as const)("leaves the canvas inside `keep` as it was, %s", (_what, r, fw, fh, keep) => {
+    const frame = patternFrame(fw, fh);
+    const plain = Buffer.alloc(frameBytes(CW, CH), BG);
+    blitCentered(plain, CW, CH, r, frame, fw, fh);
+    const kept = Buffer.alloc(frameBytes(CW, CH), BG);
+    fillRect(kept, CW, CH, keep, 250, 251, 252);
+    blitCentered(kept, CW, CH, r, frame, fw, fh, keep);
+    const a = planes(plain, CW, CH);
+    const b = planes(kept, CW, CH);
+    for (let row = 0; row < CH; row++) {
+      for (let x = 0; x < CW; x++) expect(b.y(x, row), `Y ${x},${row}`).toBe(inside(x, row, keep) ? 250 : a.y(x, row));
+    }
+    for (let row = 0; row < CH / 2; row++) {
+      for (let x = 0; x < CW / 2; x++) {
+        expect(b.u(x, row), `U ${x},${row}`).toBe(inside(x, row, half(keep)) ? 251 : a.u(x, row));
+        expect(b.v(x, row), `V ${x},${row}`).toBe(inside(x, row, half(keep)) ? 252 : a.v(x, row));
+      }
+    }
+  });
+
   it("copies a smaller frame centred into the rectangle", () => {
     const canvas = Buffer.alloc(frameBytes(CW, CH), BG);
     const frame = patternFrame(4, 6);
