@@ -89,8 +89,15 @@ async function run(scenario: Scenario): Promise<{ cores: number; childCores: num
     comp.setLayout("speaker", "p0");
     comp.setSpeaking("p0", true);
   }
-  // Labels are rendered once per name and tile width, for the life of a participant: let those of
-  // the first layout land before measuring (the shortened ones of the strip are a few more).
+  // Labels are rendered once per name and tile width, for the life of a participant: let them all
+  // land before measuring (in the speaker view, everyone takes the large tile once, so the full and
+  // the strip's shortened label of each are made), as in a meeting some minutes old.
+  if (speaker) {
+    for (let i = 1; i <= N; i++) {
+      comp.setLayout("speaker", `p${i % N}`);
+      await sleep(300);
+    }
+  }
   await sleep(3000);
   const resizes0 = inputs.reduce((s, x) => s + x.resizes, 0);
   const frames0 = frames;
