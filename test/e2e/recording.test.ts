@@ -8,13 +8,14 @@ import { generateFixtures } from "../../fixtures/generate.ts";
 import { FLIP_TONE_HZ, flipAudioOn, flipFixturePaths, flipVideoOn } from "../../fixtures/participants.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { probeDuration } from "../../server/recordings/finalize.ts";
+import { focusLayout } from "../../mixer/layout.ts";
 import { QUEUE_NAME } from "../../server/recordings/PostProcessQueue.ts";
 import { closeAll, joinAll, sleep, waitFor, waitForTiles } from "../support/call.ts";
 import { FFMPEG, runFfmpeg } from "../support/ffmpegRun.ts";
 import { api, download, rawGet, REDIS_URL, startRecording, stopRecording, tempDir, uniquePrefix, waitUntilDone } from "../support/recordingApi.ts";
 import { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
 import { quantile, toneEnvelope, toneOnsets } from "../support/tones.ts";
-import { colorsOf, decodeAudio, decodeErrors, frameAt, gridColors, largestGap, packetTimes, toneLevels, videoOnsets } from "../support/recordingMedia.ts";
+import { colorsOf, decodeAudio, decodeErrors, frameAt, gridColors, largestGap, packetTimes, tileColors, toneLevels, videoOnsets } from "../support/recordingMedia.ts";
 
 let server: RunningServer;
 let dir: string;
@@ -117,6 +118,37 @@ describe("recording a three-person call (BullMQ on Redis)", () => {
     expect(head.headers.get("content-length")).toBe(String(whole.length));
     expect(head.headers.get("accept-ranges")).toBe("bytes");
     expect((await fetch(`${server.url}/api/recordings/${id}`, { method: "HEAD" })).status).toBe(200);
+  });
+});
+
+describe("a recording follows the room's layout", () => {
+  it("shows a pinned participant large, then the grid again, as the room showed them", async () => {
+    const ids = ["p0", "p1", "p2"];
+    const ps = await joinAll(server, "reclayout", ids);
+    const layout = (body: unknown) =>
+      fetch(`${server.url}/api/rooms/reclayout/layout`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    let id: string;
+    try {
+      await waitForTiles(ps[0]!, ids);
+      expect((await layout({ layout: "pinned", participant: ps[2]!.participantId })).status).toBe(200);
+      await waitFor("p2 pinned", () => server.rooms.get("reclayout")?.currentMixer?.layout().find((t) => t.participantId === ps[2]!.participantId)?.rect.w === 1280, 3000);
+      id = (await startRecording(server.url, "reclayout")).id;
+      await sleep(3000);
+      expect((await layout({ layout: "grid" })).status).toBe(200);
+      await sleep(3000);
+      await stopRecording(server.url, "reclayout");
+    } finally {
+      await closeAll(ps);
+    }
+    await waitUntilDone(server.url, id);
+    const webm = await download(server.url, id, "recording.webm", out);
+    const duration = await probeDuration(FFMPEG, webm);
+    // Pinned: p2's blue fills the large tile, the others in the strip.
+    const pinned = focusLayout(3, 2, 1280, 720);
+    expect(tileColors(await frameAt(webm, 1.5), pinned)).toEqual(colorsOf(ids));
+    expect(pinned[2]!.w).toBe(1280);
+    // Then the grid, as in the room.
+    expect(gridColors(await frameAt(webm, duration - 1), 3)).toEqual(colorsOf(ids));
   });
 });
 

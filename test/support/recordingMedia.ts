@@ -1,7 +1,7 @@
 // Reading recorded files the way a viewer would: decode them with ffmpeg and look at the
 // pictures, the tones and the timestamps.
 import { PALETTE, participant } from "../../fixtures/participants.ts";
-import { gridLayout } from "../../mixer/layout.ts";
+import { gridLayout, type Rect } from "../../mixer/layout.ts";
 import { runFfmpeg } from "./ffmpegRun.ts";
 import { closestColor, meanRgb } from "./pixels.ts";
 import { toneLevelsDb } from "./tones.ts";
@@ -23,13 +23,18 @@ export async function frameAt(file: string, seconds: number): Promise<Buffer> {
   return r.stdout;
 }
 
-/** Colour names of the tiles of an n-tile grid in a 640x360 picture (centre of each tile). */
-export function gridColors(frame: Buffer, n: number, canvas = { width: 1280, height: 720 }): (string | undefined)[] {
+/** Colour names of the tiles `rects` (canvas pixels) in a 640x360 picture (centre of each tile). */
+export function tileColors(frame: Buffer, rects: Rect[], canvas = { width: 1280, height: 720 }): (string | undefined)[] {
   const sx = FRAME_W / canvas.width;
   const sy = FRAME_H / canvas.height;
-  return gridLayout(n, canvas.width, canvas.height).map((t) =>
+  return rects.map((t) =>
     closestColor(meanRgb(frame, FRAME_W, { x: (t.x + t.w * 0.35) * sx, y: (t.y + t.h * 0.3) * sy, w: t.w * 0.3 * sx, h: t.h * 0.4 * sy }), PALETTE),
   );
+}
+
+/** Colour names of the tiles of an n-tile grid in a 640x360 picture (centre of each tile). */
+export function gridColors(frame: Buffer, n: number, canvas = { width: 1280, height: 720 }): (string | undefined)[] {
+  return tileColors(frame, gridLayout(n, canvas.width, canvas.height), canvas);
 }
 
 export const colorsOf = (ids: string[]) => ids.map((id) => participant(id).color.name);
