@@ -79,7 +79,7 @@ class SpawnHost {
   private readonly proc: ChildProcess;
   private readonly children = new Map<number, { pid?: number; on: HostedChildEvents }>();
   private nextId = 1;
-  dead = false;
+  private dead = false;
 
   constructor() {
     const env = { ...process.env };
@@ -155,10 +155,6 @@ class SpawnHost {
 
   get pid(): number | undefined {
     return this.proc.pid;
-  }
-
-  kill(): void {
-    this.proc.kill("SIGKILL");
   }
 }
 
