@@ -2,12 +2,15 @@
 // Everyone who is talking hears the sum minus their own voice, from their own encoder; everyone
 // who is silent hears the same full mix, from ONE shared encoder (their own voice is not in it).
 // Talk state has a 2 s hold so listeners do not flip between encoders within a sentence.
+// Opus is decoded and encoded by libopus inside this process (OPUS_ENGINE=inprocess, the default),
+// or by an ffmpeg child per decoder and per encoder (OPUS_ENGINE=ffmpeg).
 import { EventEmitter } from "node:events";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { Floor, VoiceActivity, type VoiceSettings } from "./voiceActivity.ts";
 import { MediaClock } from "./clock.ts";
 import { OpusDecoder, TickedOpusEncoder } from "./AudioCodecs.ts";
+import { InProcessOpusDecoder, InProcessOpusEncoder } from "./opusInProcess.ts";
 import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
 import { PcmBuffer } from "./pcmBuffer.ts";
 
@@ -18,20 +21,27 @@ export const TICK_SAMPLES = 960; // 20 ms
 export const TALK_THRESHOLD_DB = -50;
 export const TALK_HOLD_MS = 2000;
 
+export type OpusEngine = "inprocess" | "ffmpeg";
+
 export interface AudioSettings {
   ffmpegPath: string;
   kbps: number;
   voice?: VoiceSettings;
+  /** Where Opus runs: libopus in this process (default) or one ffmpeg child per codec. */
+  opusEngine?: OpusEngine;
 }
+
+type MixDecoder = OpusDecoder | InProcessOpusDecoder;
+type MixEncoder = TickedOpusEncoder | InProcessOpusEncoder;
 
 interface Member {
   id: string;
-  decoder: OpusDecoder | undefined;
+  decoder: MixDecoder | undefined;
   pcm: PcmBuffer;
   block: Int16Array;
   hasBlock: boolean;
   /** Its own mix-minus encoder, for when it talks; none for someone who sends no audio. */
-  encoder: TickedOpusEncoder | undefined;
+  encoder: MixEncoder | undefined;
   out: Int16Array;
   lastSeq: number | undefined;
   onPacket: (opus: Buffer, samples: number) => void;
@@ -53,7 +63,8 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
   private readonly clock = new MediaClock(20, (t) => this.tick(t.skipped, t.due));
-  private general: TickedOpusEncoder | undefined;
+  private general: MixEncoder | undefined;
+  private readonly engine: OpusEngine;
   private readonly floor: Floor;
   private readonly speakerLevels = new Map<string, number>();
   ticks = 0;
@@ -61,6 +72,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   constructor(private readonly s: AudioSettings) {
     super();
     this.floor = new Floor(s.voice);
+    this.engine = s.opusEngine ?? "inprocess";
     this.clock.begin();
   }
 
@@ -69,8 +81,8 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
    * (its Opus in). Someone without a mic never talks, so it only ever hears the shared full mix.
    */
   add(id: string, speaker: boolean, onPacket: (opus: Buffer, samples: number) => void): void {
-    // A speaker's own encoder is started now (an idle child costs no CPU) so talking starts without a spawn delay.
-    const encoder = speaker ? new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps) : undefined;
+    // A speaker's own encoder is started now (an idle one costs no CPU) so talking starts without a spawn delay.
+    const encoder = speaker ? this.newEncoder() : undefined;
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
       out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(),
@@ -81,8 +93,23 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     this.general ??= this.startGeneral();
   }
 
-  private startGeneral(): TickedOpusEncoder {
-    const g = new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps);
+  private newEncoder(): MixEncoder {
+    this.countCodec("encoder", 1);
+    return this.engine === "ffmpeg" ? new TickedOpusEncoder(this.s.ffmpegPath, this.s.kbps) : new InProcessOpusEncoder(this.s.kbps);
+  }
+
+  private countCodec(kind: "encoder" | "decoder", by: 1 | -1): void {
+    metrics.audioCodecs.inc({ kind, engine: this.engine }, by);
+  }
+
+  private closeEncoder(e: MixEncoder | undefined): void {
+    if (!e) return;
+    e.close();
+    this.countCodec("encoder", -1);
+  }
+
+  private startGeneral(): MixEncoder {
+    const g = this.newEncoder();
     g.on("packet", (p, n, tick) => {
       for (const m of this.members.values()) if (m.route.get(tick) === "general") m.onPacket(p, n);
     });
@@ -95,15 +122,22 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     log.warn("audio encoder died; replacing it", { listener: who });
   }
 
-  private startDecoder(m: Member): OpusDecoder {
+  private startDecoder(m: Member): MixDecoder {
+    this.countCodec("decoder", 1);
+    if (this.engine !== "ffmpeg") {
+      const dec = new InProcessOpusDecoder();
+      dec.on("pcm", (d) => m.pcm.pushBytes(d));
+      return (m.decoder = dec);
+    }
     const dec = new OpusDecoder(this.s.ffmpegPath);
     m.decoder = dec;
     dec.on("pcm", (d) => m.pcm.pushBytes(d));
     dec.on("exit", () => {
-      if (!this.members.has(m.id)) return;
+      if (!this.members.has(m.id) || m.decoder !== dec) return;
       metrics.ffmpegRestarts.inc({ role: "audio-decoder" });
       log.warn("audio decoder died; the next packet starts a new one", { participant: m.id });
-      if (m.decoder === dec) m.decoder = undefined;
+      m.decoder = undefined;
+      this.countCodec("decoder", -1);
     });
     return dec;
   }
@@ -130,8 +164,11 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     const m = this.members.get(id);
     if (!m) return;
     this.members.delete(id);
-    m.decoder?.close();
-    m.encoder?.close();
+    if (m.decoder) {
+      m.decoder.close();
+      this.countCodec("decoder", -1);
+    }
+    this.closeEncoder(m.encoder);
     if (m.voice.speaking) this.emit("speaking", id, false);
     this.speakerLevels.delete(id);
     if (this.floor.holder === id) {
@@ -139,7 +176,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
       this.emit("floor", undefined);
     }
     if (!this.members.size) {
-      this.general?.close();
+      this.closeEncoder(this.general);
       this.general = undefined;
     }
   }
@@ -185,7 +222,9 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
       const talking = now - m.lastTalkAt < TALK_HOLD_MS;
       if (talking) {
         mixMinus(this.sum, m.hasBlock ? m.block : undefined, m.out);
-        if (m.encoder?.encode(m.out, tick)) m.route.set(tick, "own");
+        // The route is set first: an in-process encoder hands its packet over before encode() returns.
+        m.route.set(tick, "own");
+        if (!m.encoder?.encode(m.out, tick)) m.route.delete(tick);
       } else {
         m.route.set(tick, "general");
         anyGeneral = true;
@@ -199,7 +238,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   close(): void {
     this.clock.stop();
     for (const id of [...this.members.keys()]) this.remove(id);
-    this.general?.close();
+    this.closeEncoder(this.general);
     this.general = undefined;
   }
 }

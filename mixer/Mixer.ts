@@ -6,7 +6,7 @@
 // keyframe, and its RTP sequence carries on across the switch. It starts with the room's first
 // participant and close() leaves no child process, timer or socket behind.
 import { H264Packetizer, OpusPacketizer, Vp8Packetizer, type RtpPacket } from "werift";
-import { AudioMixer } from "./AudioMixer.ts";
+import { AudioMixer, type OpusEngine } from "./AudioMixer.ts";
 import { CompositeEncoder, type EncodedFrame, type Rung, type VideoCodec } from "./CompositeEncoder.ts";
 import { VideoCompositor, type CompositorSettings } from "./VideoCompositor.ts";
 import { VideoInput } from "./VideoInput.ts";
@@ -16,6 +16,8 @@ import type { RtpLike } from "./vp8FrameAssembler.ts";
 
 export interface MixerSettings extends CompositorSettings {
   audioKbps: number;
+  /** Where Opus runs (AudioMixer): libopus in this process (default) or ffmpeg children. */
+  opusEngine?: OpusEngine;
   voice?: VoiceSettings;
   /** The ladder: rung 0 is the canvas size; lower rungs are encoded from the scaled canvas. */
   rungs: Rung[];
@@ -128,7 +130,7 @@ export class Mixer {
       for (const e of this.encoders.values()) taken = e.encode(canvas, tick) || taken;
       return taken;
     });
-    this.audio = new AudioMixer({ ffmpegPath: s.ffmpegPath, kbps: s.audioKbps, voice: s.voice });
+    this.audio = new AudioMixer({ ffmpegPath: s.ffmpegPath, kbps: s.audioKbps, voice: s.voice, opusEngine: s.opusEngine });
     this.audio.on("speaking", (id, on) => {
       this.compositor.setSpeaking(id, on);
       this.onActivity?.("speakers");

@@ -128,6 +128,7 @@ export class Room extends EventEmitter<{
       fps: this.config.fps,
       kbps: this.config.videoKbps,
       audioKbps: this.config.audioKbps,
+      opusEngine: this.config.opusEngine,
       vp8CpuUsed: this.config.vp8CpuUsed,
       keyframeIntervalS: this.config.keyframeIntervalS,
       keyframeMinIntervalMs: this.config.keyframeMinIntervalMs,

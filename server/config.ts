@@ -2,6 +2,7 @@
 import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
+import type { OpusEngine } from "../mixer/AudioMixer.ts";
 import { LAYOUT_KINDS, type LayoutKind } from "../mixer/layout.ts";
 import type { LogLevel } from "../telemetry/log.ts";
 
@@ -64,6 +65,8 @@ export interface Config {
   ffmpegPath: string;
   /** How ffmpeg children start: through the spawn host (a fork of a small process), or forked from the server. */
   ffmpegSpawn: "host" | "direct";
+  /** Where the rooms' Opus decoders and encoders run: libopus in the server process, or one ffmpeg child each. */
+  opusEngine: OpusEngine;
   logLevel: LogLevel;
   /** Largest accepted signaling message, bytes. */
   maxMessageBytes: number;
@@ -189,6 +192,12 @@ function layoutKind(env: NodeJS.ProcessEnv): LayoutKind {
 function ffmpegSpawn(env: NodeJS.ProcessEnv): Config["ffmpegSpawn"] {
   const raw = (env.FFMPEG_SPAWN || "host").toLowerCase();
   if (raw !== "host" && raw !== "direct") throw new ConfigError(`FFMPEG_SPAWN must be host or direct, got "${env.FFMPEG_SPAWN}"`);
+  return raw;
+}
+
+function opusEngine(env: NodeJS.ProcessEnv): OpusEngine {
+  const raw = (env.OPUS_ENGINE || "inprocess").toLowerCase();
+  if (raw !== "inprocess" && raw !== "ffmpeg") throw new ConfigError(`OPUS_ENGINE must be inprocess or ffmpeg, got "${env.OPUS_ENGINE}"`);
   return raw;
 }
 
@@ -340,6 +349,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     turnTtlS: int(env, "TURN_TTL_S", 86_400, 60, 30 * 86_400),
     ffmpegPath: env.FFMPEG_PATH || ffmpegInstaller.path,
     ffmpegSpawn: ffmpegSpawn(env),
+    opusEngine: opusEngine(env),
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),

@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type Config } from "./config.ts";
+import { opusBuild } from "../mixer/opusInProcess.ts";
 import { killFfmpegOnExit, setFfmpegSpawning } from "../mixer/FfmpegProcess.ts";
 import { loadClient } from "./clientBundle.ts";
 import { clusterApi } from "./cluster/api.ts";
@@ -78,6 +79,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     output: `${config.width}x${config.height}@${config.fps}`,
     recordings: config.recordingsDir,
     postprocessing: recordings.queue.mode,
+    opus: config.opusEngine === "inprocess" ? `libopus in process (${opusBuild})` : "ffmpeg children",
     client: client.source,
     ...(cluster ? { node: cluster.self.url, boot: cluster.self.boot } : {}),
   });

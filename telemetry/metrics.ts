@@ -66,6 +66,8 @@ export const metrics = {
   keyframeRequestsLimited: metric("mcu_keyframe_requests_limited_total", "Receiver PLIs folded into a pending keyframe", "counter"),
   plisSent: metric("mcu_pli_sent_total", "PLIs sent to participants, by reason", "counter", ["reason"]),
   videoFramesDropped: metric("mcu_input_frames_dropped_total", "Incoming video frames dropped (loss, no keyframe yet)", "counter"),
+  audioCodecs: metric("mcu_audio_codecs", "Opus codecs running for rooms' audio, by kind (decoder, encoder) and engine (inprocess, ffmpeg)", "gauge", ["kind", "engine"]),
+  audioDecodeErrors: metric("mcu_audio_decode_errors_total", "Opus packets from participants that libopus could not decode (dropped)", "counter"),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
   rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),
   outputReceivers: metric("mcu_output_receivers", "Receivers per composite output (codec@rung), refreshed at each scrape", "gauge", ["output"]),

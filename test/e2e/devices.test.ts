@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import { gridLayout } from "../../mixer/layout.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 import type { RunningServer } from "../../server/main.ts";
 import { closeAll, heardLevels, joinAll, startTestServer, tileRgb, waitFor, waitForTiles } from "../support/call.ts";
 import type { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
@@ -14,12 +15,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-// Every test counts the server's ffmpeg children by role: start from none.
+// Every test counts the server's ffmpeg children by role, and its Opus codecs: start from none.
 beforeEach(async () => {
-  await waitFor("no ffmpeg child left from the last test", () => liveFfmpegProcesses().length === 0, 10_000);
+  await waitFor("no ffmpeg child or Opus codec left from the last test", () => liveFfmpegProcesses().length === 0 && opus("decoder") + opus("encoder") === 0, 10_000);
 });
 
 const children = (role: string) => liveFfmpegProcesses().filter((c) => c.role === role).length;
+/** Opus decoders or encoders running in the server process (the default OPUS_ENGINE); none are children. */
+const opus = (kind: "decoder" | "encoder") => {
+  expect(children(`audio-${kind}`)).toBe(0);
+  return metrics.audioCodecs.get({ kind, engine: "inprocess" });
+};
 const MIC_ONLY = { audio: true, video: false };
 const CAMERA_ONLY = { audio: false, video: true };
 const VIEWER = { audio: false, video: false };
@@ -54,9 +60,9 @@ describe("a viewer (camera and mic offered recvonly)", () => {
       expect(server.rooms.get("watch")!.state().tile).toEqual({ width: t.w, height: t.h });
       expect(listed(senders[0], viewer)).toMatchObject({ audio: false, video: false, sends: { audio: false, video: false } });
       expect(children("tile-decoder")).toBe(2);
-      expect(children("audio-decoder")).toBe(2);
+      expect(opus("decoder")).toBe(2);
       // The two speakers' own mix-minus encoders and the one shared full mix the viewer hears.
-      expect(children("audio-encoder")).toBe(3);
+      expect(opus("encoder")).toBe(3);
     } finally {
       await closeAll([...senders, viewer]);
     }
@@ -78,7 +84,7 @@ describe("a device without a camera", () => {
       await waitForHearing(micOnly, ["p0"], ["p1"]);
       expect(listed(full, micOnly)).toMatchObject({ audio: true, video: false, sends: MIC_ONLY });
       expect(children("tile-decoder")).toBe(1);
-      expect(children("audio-decoder")).toBe(2);
+      expect(opus("decoder")).toBe(2);
     } finally {
       await closeAll([full, micOnly]);
     }
@@ -95,8 +101,8 @@ describe("a device without a microphone", () => {
       await waitForHearing(cameraOnly, ["p0"], ["p1"]);
       expect(listed(full, cameraOnly)).toMatchObject({ audio: false, video: true, sends: CAMERA_ONLY });
       expect(children("tile-decoder")).toBe(2);
-      expect(children("audio-decoder")).toBe(1);
-      expect(children("audio-encoder")).toBe(2); // p0's own and the shared full mix
+      expect(opus("decoder")).toBe(1);
+      expect(opus("encoder")).toBe(2); // p0's own and the shared full mix
       // A `media` claiming a mic it does not send changes nothing.
       cameraOnly.send({ type: "media", audio: true, video: true });
       await new Promise((r) => setTimeout(r, 300));

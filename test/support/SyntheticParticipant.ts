@@ -33,6 +33,8 @@ export interface SyntheticOptions {
   videoLoss?: number;
   /** Send no audio at all (a listener who never speaks). */
   silent?: boolean;
+  /** The Opus payload of its `index`th audio packet instead of the fixture's (e.g. a hostile sender's garbage). */
+  audioPayload?: (index: number) => Buffer;
   /**
    * Which devices it has (default both): a missing one is offered `recvonly`, like a browser without
    * that device; neither makes a viewer.
@@ -247,7 +249,7 @@ export class SyntheticParticipant {
     const opus = new OpusPacketizer({ payloadType: 111 });
     const audio = new MediaClock(20 * (this.o.audioClockScale ?? 1), (t) => {
       if ((this.talking === undefined ? this.o.silent : !this.talking) || !sends.audio) return;
-      const p = this.opus[t.index % this.opus.length];
+      const p = this.o.audioPayload?.(t.index) ?? this.opus[t.index % this.opus.length];
       this.o.onAudioSent?.(t.index % this.opus.length, performance.now());
       for (const pkt of opus.packetize(p, (t.index * 960) >>> 0)) void this.audioTx.sender.sendRtp(pkt);
     });

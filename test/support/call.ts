@@ -6,7 +6,7 @@ import { gridLayout } from "../../mixer/layout.ts";
 import type { Config } from "../../server/config.ts";
 import { startServer, type RunningServer } from "../../server/main.ts";
 import { closestColor, meanRgb, type Rgb } from "./pixels.ts";
-import { SyntheticParticipant, VIEW_H, VIEW_W } from "./SyntheticParticipant.ts";
+import { SyntheticParticipant, VIEW_H, VIEW_W, type SyntheticOptions } from "./SyntheticParticipant.ts";
 import { toneLevelsDb } from "./tones.ts";
 
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
@@ -18,7 +18,7 @@ export async function joinAll(
   server: RunningServer,
   room: string,
   ids: string[],
-  opts: { videoLoss?: number; silent?: boolean; sends?: { audio: boolean; video: boolean }; token?: string; quality?: "auto" | "high" | "low" } = {},
+  opts: Pick<SyntheticOptions, "videoLoss" | "silent" | "sends" | "token" | "quality" | "audioPayload"> = {},
 ) {
   const out: SyntheticParticipant[] = [];
   for (const id of ids) {

@@ -1,0 +1,148 @@
+// The audio path's Opus codecs: libopus in the server process, and the ffmpeg children they replace
+// (OPUS_ENGINE=ffmpeg). Each side's packets are decoded by the other, so a room can switch engines
+// with no change to what browsers receive; a hostile sender's garbage is dropped, not fatal.
+import { afterEach, describe, expect, it } from "vitest";
+import { OpusDecoder, TickedOpusEncoder } from "../../mixer/AudioCodecs.ts";
+import { InProcessOpusDecoder, InProcessOpusEncoder, opusBuild } from "../../mixer/opusInProcess.ts";
+import { metrics } from "../../telemetry/metrics.ts";
+import { FFMPEG } from "../support/ffmpegRun.ts";
+import { s16leToInt16, toneLevelsDb } from "../support/tones.ts";
+
+const BLOCK = 960;
+const closers: (() => void)[] = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+/** `blocks` 20 ms blocks of a sine at `hz`, −12 dBFS. */
+function tone(hz: number, blocks: number): Int16Array[] {
+  const out: Int16Array[] = [];
+  for (let b = 0; b < blocks; b++) {
+    const block = new Int16Array(BLOCK);
+    for (let i = 0; i < BLOCK; i++) block[i] = Math.round(8192 * Math.sin((2 * Math.PI * hz * (b * BLOCK + i)) / 48000));
+    out.push(block);
+  }
+  return out;
+}
+
+/** Decoded PCM after the codec's start-up (the first 200 ms), as samples. */
+function settled(pcm: Buffer[]): Int16Array {
+  return s16leToInt16(Buffer.concat(pcm)).subarray(9600);
+}
+
+function encodeInProcess(blocks: Int16Array[]): { packets: Buffer[]; ticks: number[] } {
+  const enc = new InProcessOpusEncoder(32);
+  closers.push(() => enc.close());
+  const packets: Buffer[] = [];
+  const ticks: number[] = [];
+  enc.on("packet", (p, samples, tick) => {
+    expect(samples).toBe(BLOCK);
+    packets.push(p);
+    ticks.push(tick);
+  });
+  blocks.forEach((b, i) => expect(enc.encode(b, i + 1)).toBe(true));
+  return { packets, ticks };
+}
+
+async function encodeWithFfmpeg(blocks: Int16Array[]): Promise<Buffer[]> {
+  const enc = new TickedOpusEncoder(FFMPEG, 32);
+  closers.push(() => enc.close());
+  const packets: Buffer[] = [];
+  const done = new Promise<void>((resolve) =>
+    enc.on("packet", (p) => {
+      packets.push(p);
+      if (packets.length === blocks.length - 5) resolve(); // libopus holds its look-ahead
+    }),
+  );
+  // At the mixer's pace: an encoder more than 200 ms behind drops blocks.
+  for (const [i, b] of blocks.entries()) {
+    enc.encode(b, i + 1);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await done;
+  return packets;
+}
+
+async function decodeWithFfmpeg(packets: Buffer[]): Promise<Int16Array> {
+  const dec = new OpusDecoder(FFMPEG);
+  closers.push(() => dec.close());
+  const pcm: Buffer[] = [];
+  const want = (packets.length - 5) * BLOCK * 2;
+  const done = new Promise<void>((resolve) =>
+    dec.on("pcm", (d) => {
+      pcm.push(d);
+      if (pcm.reduce((n, b) => n + b.length, 0) >= want) resolve();
+    }),
+  );
+  for (const p of packets) dec.decode(p);
+  await done;
+  return settled(pcm);
+}
+
+function decodeInProcess(packets: Buffer[]): Int16Array {
+  const dec = new InProcessOpusDecoder();
+  closers.push(() => dec.close());
+  const pcm: Buffer[] = [];
+  dec.on("pcm", (d) => pcm.push(d));
+  for (const p of packets) dec.decode(p);
+  expect(pcm.length).toBe(packets.length); // one block out per packet, synchronously
+  return settled(pcm);
+}
+
+/** The tone's level, and the loudest of two frequencies it is not, in dBFS. */
+function levels(pcm: Int16Array, hz: number): { tone: number; other: number } {
+  const [t, a, b] = toneLevelsDb(pcm, 48000, [hz, hz * 1.5, hz * 2.37]);
+  return { tone: t, other: Math.max(a, b) };
+}
+
+describe(`Opus in the server process (libopus, ${opusBuild})`, () => {
+  it("encodes a block to one constant-size packet at once, tagged with its tick, and decodes it back", () => {
+    const { packets, ticks } = encodeInProcess(tone(440, 50));
+    expect(ticks).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    // 32 kbit/s hard CBR, as the ffmpeg child: 80 bytes per 20 ms.
+    expect(new Set(packets.map((p) => p.length))).toEqual(new Set([80]));
+    const l = levels(decodeInProcess(packets), 440);
+    expect(l.tone).toBeGreaterThan(-16); // sent at −12 dBFS (a peak-amplitude reading)
+    expect(l.tone - l.other).toBeGreaterThan(30);
+  });
+
+  it("its packets are decoded by ffmpeg, and ffmpeg's by it", async () => {
+    const fromNode = await decodeWithFfmpeg(encodeInProcess(tone(660, 50)).packets);
+    const a = levels(fromNode, 660);
+    expect(a.tone).toBeGreaterThan(-16);
+    expect(a.tone - a.other).toBeGreaterThan(30);
+
+    const fromFfmpeg = decodeInProcess(await encodeWithFfmpeg(tone(330, 50)));
+    const b = levels(fromFfmpeg, 330);
+    expect(b.tone).toBeGreaterThan(-16);
+    expect(b.tone - b.other).toBeGreaterThan(30);
+  });
+
+  it("drops packets libopus rejects, counts them, and keeps decoding the sender's good ones", () => {
+    const { packets } = encodeInProcess(tone(440, 40));
+    const dec = new InProcessOpusDecoder();
+    closers.push(() => dec.close());
+    const pcm: Buffer[] = [];
+    dec.on("pcm", (d) => pcm.push(d));
+    const before = metrics.audioDecodeErrors.get();
+    // Code-3 packets whose frame count and lengths lie, a CELT TOC with a truncated body, and noise.
+    const garbage = [Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(1500, 0xfc), Buffer.from([0x0b, 0x3f]), Buffer.from([0xfb, 0xff, 0xff, 0xff, 0xff])];
+    for (let i = 0; i < packets.length; i++) {
+      dec.decode(packets[i]);
+      if (i % 4 === 0) for (const g of garbage) dec.decode(g);
+    }
+    expect(metrics.audioDecodeErrors.get() - before).toBeGreaterThanOrEqual(20);
+    const l = levels(settled(pcm), 440);
+    expect(l.tone).toBeGreaterThan(-20);
+    // Closed: nothing more comes out, and nothing throws.
+    dec.close();
+    dec.decode(packets[0]);
+  });
+
+  it("refuses blocks that are not 20 ms, and anything after close", () => {
+    const enc = new InProcessOpusEncoder(32);
+    expect(enc.encode(new Int16Array(480), 1)).toBe(false);
+    enc.close();
+    expect(enc.encode(new Int16Array(BLOCK), 2)).toBe(false);
+  });
+});
