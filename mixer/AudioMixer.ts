@@ -12,6 +12,7 @@ import { MediaClock } from "./clock.ts";
 import { OpusDecoder, TickedOpusEncoder } from "./AudioCodecs.ts";
 import { InProcessOpusDecoder, InProcessOpusEncoder } from "./opusInProcess.ts";
 import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
+import { opusPacketSamples } from "./ogg.ts";
 import { PcmBuffer } from "./pcmBuffer.ts";
 
 const log = logger("audio-mixer");
@@ -20,6 +21,13 @@ export const TICK_SAMPLES = 960; // 20 ms
 /** Below this a block counts as silence (a quiet room is around -60 dBFS). */
 export const TALK_THRESHOLD_DB = -50;
 export const TALK_HOLD_MS = 2000;
+/**
+ * Most audio one participant may have decoded: 1.5× real time on average, in bursts of up to 1 s.
+ * A sender of, say, 120 ms packets every 2 ms would otherwise make this process decode 60 s of audio
+ * a second; what is over is dropped and counted before any decoding.
+ */
+export const AUDIO_RATE_SAMPLES_PER_S = 1.5 * SAMPLE_RATE;
+export const AUDIO_BURST_SAMPLES = SAMPLE_RATE;
 
 export type OpusEngine = "inprocess" | "ffmpeg";
 
@@ -44,6 +52,9 @@ interface Member {
   encoder: MixEncoder | undefined;
   out: Int16Array;
   lastSeq: number | undefined;
+  /** Samples it may still have decoded now (AUDIO_RATE_SAMPLES_PER_S, AUDIO_BURST_SAMPLES), and when that was reckoned. */
+  budget: number;
+  budgetAt: number;
   onPacket: (opus: Buffer, samples: number) => void;
   muted: boolean;
   lastTalkAt: number;
@@ -85,7 +96,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     const encoder = speaker ? this.newEncoder() : undefined;
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
-      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(),
+      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, budget: AUDIO_BURST_SAMPLES, budgetAt: performance.now(), onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(),
     };
     encoder?.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
     encoder?.on("died", () => this.encoderDied(m.id));
@@ -152,7 +163,20 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
       if (delta === 0 || delta > 0x8000) return;
     }
     m.lastSeq = seq;
+    if (!this.withinRate(m, opusPacketSamples(rtp.payload))) return;
     (m.decoder ?? this.startDecoder(m)).decode(rtp.payload);
+  }
+
+  private withinRate(m: Member, samples: number): boolean {
+    const now = performance.now();
+    m.budget = Math.min(AUDIO_BURST_SAMPLES, m.budget + ((now - m.budgetAt) * AUDIO_RATE_SAMPLES_PER_S) / 1000);
+    m.budgetAt = now;
+    if (samples > m.budget) {
+      metrics.audioPacketsDropped.inc({ reason: "over_rate" });
+      return false;
+    }
+    m.budget -= samples;
+    return true;
   }
 
   setMuted(id: string, muted: boolean): void {

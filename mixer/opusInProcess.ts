@@ -51,7 +51,7 @@ export class InProcessOpusDecoder extends EventEmitter<{ pcm: [Buffer] }> {
 
   private rejected(e: Error): void {
     this.errors++;
-    metrics.audioDecodeErrors.inc();
+    metrics.audioPacketsDropped.inc({ reason: "undecodable" });
     const now = performance.now();
     if (now - this.lastWarnAt > 5000) {
       this.lastWarnAt = now;

@@ -67,7 +67,7 @@ export const metrics = {
   plisSent: metric("mcu_pli_sent_total", "PLIs sent to participants, by reason", "counter", ["reason"]),
   videoFramesDropped: metric("mcu_input_frames_dropped_total", "Incoming video frames dropped (loss, no keyframe yet)", "counter"),
   audioCodecs: metric("mcu_audio_codecs", "Opus codecs running for rooms' audio, by kind (decoder, encoder) and engine (inprocess, ffmpeg)", "gauge", ["kind", "engine"]),
-  audioDecodeErrors: metric("mcu_audio_decode_errors_total", "Opus packets from participants that libopus could not decode (dropped)", "counter"),
+  audioPacketsDropped: metric("mcu_audio_packets_dropped_total", "Participants' Opus packets not decoded, by reason (undecodable, over_rate: more audio than real time allows)", "counter", ["reason"]),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
   rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),
   outputReceivers: metric("mcu_output_receivers", "Receivers per composite output (codec@rung), refreshed at each scrape", "gauge", ["output"]),

@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { liveFfmpegProcesses, type FfmpegExit } from "../../mixer/FfmpegProcess.ts";
 import { metrics } from "../../telemetry/metrics.ts";
+import { InProcessOpusEncoder } from "../../mixer/opusInProcess.ts";
+import { opusPacketSamples } from "../../mixer/ogg.ts";
 import type { RunningServer } from "../../server/main.ts";
 import { closeAll, heardLevels, joinAll, longestGap, sleep, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
 
@@ -79,7 +81,7 @@ describe("a dying ffmpeg child is replaced and the room keeps going", () => {
 
 describe("a sender of garbage audio", () => {
   it("has its undecodable packets dropped and counted while the others keep hearing each other", async () => {
-    const before = metrics.audioDecodeErrors.get();
+    const before = metrics.audioPacketsDropped.get({ reason: "undecodable" });
     // Packets libopus refuses: two equal-size frames (code 1) in an odd number of bytes, and a code-3
     // packet whose frame lengths run past its end.
     const garbage = (i: number) =>
@@ -88,13 +90,55 @@ describe("a sender of garbage audio", () => {
     const [hostile] = await joinAll(server, "garbage", ["p2"], { audioPayload: garbage });
     try {
       await waitFor("p0 and p1 hear each other", () => heardLevels(ps[0], ["p1"], 500).p1 > -25 && heardLevels(ps[1], ["p0"], 500).p0 > -25, 10_000);
-      await waitFor("the garbage is counted", () => metrics.audioDecodeErrors.get() - before > 100, 10_000);
+      await waitFor("the garbage is counted", () => metrics.audioPacketsDropped.get({ reason: "undecodable" }) - before > 100, 10_000);
       // Still in the room and still served: it hears the two others.
       await waitFor("the hostile sender hears the room", () => {
         const l = heardLevels(hostile, ["p0", "p1"], 500);
         return l.p0 > -25 && l.p1 > -25;
       }, 10_000);
       expect(server.rooms.get("garbage")?.size).toBe(3);
+    } finally {
+      await closeAll([...ps, hostile]);
+    }
+  });
+});
+
+describe("a sender of more audio than real time", () => {
+  it("has what is over 1.5× real time dropped before decoding, while the others keep hearing each other", async () => {
+    // 120 ms packets (six 20 ms CBR frames in one code-3 packet), ten every 20 ms: 60× real time.
+    const enc = new InProcessOpusEncoder(32);
+    let frame: Buffer | undefined;
+    enc.on("packet", (p) => (frame = p));
+    enc.encode(new Int16Array(960).map((_, i) => Math.round(4000 * Math.sin(i / 7))), 1);
+    enc.close();
+    const long = Buffer.concat([Buffer.from([(frame![0] & 0xfc) | 3, 6]), ...Array(6).fill(frame!.subarray(1))]);
+    expect(opusPacketSamples(long)).toBe(5760);
+
+    const ps = await joinAll(server, "audioflood", ["p0", "p1"]);
+    const [hostile] = await joinAll(server, "audioflood", ["p2"], { silent: true });
+    try {
+      await waitFor("p0 and p1 hear each other", () => heardLevels(ps[0], ["p1"], 500).p1 > -25 && heardLevels(ps[1], ["p0"], 500).p0 > -25, 10_000);
+      const before = metrics.audioPacketsDropped.get({ reason: "over_rate" });
+      const t0 = performance.now();
+      let sent = 0;
+      while (performance.now() - t0 < 3000) {
+        hostile.sendOpusBurst(Array(10).fill(long), 5760);
+        sent += 10;
+        await sleep(20);
+      }
+      const elapsedS = (performance.now() - t0) / 1000;
+      await sleep(500);
+      // At most 1 s of burst plus 1.5× real time is decoded; the rest is dropped (a packet or two of
+      // slack each way for the timing of arrivals).
+      const allowed = Math.ceil((48000 + 72000 * (elapsedS + 0.5)) / 5760) + 2;
+      const dropped = metrics.audioPacketsDropped.get({ reason: "over_rate" }) - before;
+      expect(dropped).toBeGreaterThanOrEqual(sent - allowed);
+      expect(dropped).toBeLessThanOrEqual(sent);
+      const l0 = heardLevels(ps[0], ["p1"], 500);
+      const l1 = heardLevels(ps[1], ["p0"], 500);
+      expect(l0.p1).toBeGreaterThan(-25);
+      expect(l1.p0).toBeGreaterThan(-25);
+      expect(server.rooms.get("audioflood")?.size).toBe(3);
     } finally {
       await closeAll([...ps, hostile]);
     }

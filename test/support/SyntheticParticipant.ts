@@ -258,6 +258,18 @@ export class SyntheticParticipant {
     audio.begin();
   }
 
+  private burstOpus: OpusPacketizer | undefined;
+  private burstTs = 0;
+
+  /** Sends these Opus payloads at once, each `samples` long, as its next audio packets (a hostile burst). */
+  sendOpusBurst(payloads: Buffer[], samples: number): void {
+    this.burstOpus ??= new OpusPacketizer({ payloadType: 111 });
+    for (const p of payloads) {
+      for (const pkt of this.burstOpus.packetize(p, this.burstTs >>> 0)) void this.audioTx.sender.sendRtp(pkt);
+      this.burstTs += samples;
+    }
+  }
+
   /** Starts or stops sending its tone (stopped: no audio packets at all, as a browser's DTX). */
   setTalking(on: boolean): void {
     this.talking = on;

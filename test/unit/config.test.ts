@@ -42,6 +42,7 @@ describe("loadConfig defaults", () => {
       iceExtraHosts: [],
       ffmpegPath: ffmpegInstaller.path,
       ffmpegSpawn: "host",
+      opusEngine: "inprocess",
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
@@ -102,6 +103,7 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ REDIS_URL: "localhost:6379" })).toThrow(/REDIS_URL/);
     expect(() => loadConfig({ POSTPROCESS_WORKER: "maybe" })).toThrow(/on or off/);
     expect(() => loadConfig({ FFMPEG_SPAWN: "fork" })).toThrow(/FFMPEG_SPAWN must be host or direct/);
+    expect(() => loadConfig({ OPUS_ENGINE: "wasm" })).toThrow(/OPUS_ENGINE must be inprocess or ffmpeg/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
   });
 
@@ -175,6 +177,8 @@ describe("loadConfig parses each variable", () => {
     ["ANNOUNCED_IP", "203.0.113.7", "announcedIp", "203.0.113.7"],
     ["FFMPEG_PATH", "/usr/bin/ffmpeg", "ffmpegPath", "/usr/bin/ffmpeg"],
     ["FFMPEG_SPAWN", "direct", "ffmpegSpawn", "direct"],
+    ["OPUS_ENGINE", "ffmpeg", "opusEngine", "ffmpeg"],
+    ["OPUS_ENGINE", "InProcess", "opusEngine", "inprocess"],
     ["LOG_LEVEL", "debug", "logLevel", "debug"],
     ["LOG_LEVEL", "warn", "logLevel", "warn"],
     ["LOG_LEVEL", "error", "logLevel", "error"],

@@ -124,14 +124,14 @@ describe(`Opus in the server process (libopus, ${opusBuild})`, () => {
     closers.push(() => dec.close());
     const pcm: Buffer[] = [];
     dec.on("pcm", (d) => pcm.push(d));
-    const before = metrics.audioDecodeErrors.get();
+    const before = metrics.audioPacketsDropped.get({ reason: "undecodable" });
     // Code-3 packets whose frame count and lengths lie, a CELT TOC with a truncated body, and noise.
     const garbage = [Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(1500, 0xfc), Buffer.from([0x0b, 0x3f]), Buffer.from([0xfb, 0xff, 0xff, 0xff, 0xff])];
     for (let i = 0; i < packets.length; i++) {
       dec.decode(packets[i]);
       if (i % 4 === 0) for (const g of garbage) dec.decode(g);
     }
-    expect(metrics.audioDecodeErrors.get() - before).toBeGreaterThanOrEqual(20);
+    expect(metrics.audioPacketsDropped.get({ reason: "undecodable" }) - before).toBeGreaterThanOrEqual(20);
     const l = levels(settled(pcm), 440);
     expect(l.tone).toBeGreaterThan(-20);
     // Closed: nothing more comes out, and nothing throws.
