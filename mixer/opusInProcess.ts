@@ -26,6 +26,14 @@ export const opusBuild: "native" | "wasm" = (() => {
 })();
 
 /**
+ * Frees a codec's libopus state now where the build allows it (WebAssembly: `drop`); the native
+ * addon frees it when the object is collected.
+ */
+function release(codec: object | undefined): void {
+  (codec as { drop?: () => void } | undefined)?.drop?.();
+}
+
+/**
  * Decodes one participant's Opus packets to 48 kHz mono PCM as they arrive (`pcm`, synchronously).
  * A packet libopus rejects (a hostile or broken sender) is dropped and counted; the decoder goes on.
  */
@@ -61,6 +69,7 @@ export class InProcessOpusDecoder extends EventEmitter<{ pcm: [Buffer] }> {
   }
 
   close(): void {
+    release(this.dec);
     this.dec = undefined;
     this.removeAllListeners();
   }
@@ -98,6 +107,7 @@ export class InProcessOpusEncoder extends EventEmitter<{ packet: [Buffer, number
   }
 
   close(): void {
+    release(this.enc);
     this.enc = undefined;
     this.removeAllListeners();
   }

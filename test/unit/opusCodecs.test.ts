@@ -4,6 +4,8 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { OpusDecoder, TickedOpusEncoder } from "../../mixer/AudioCodecs.ts";
 import { InProcessOpusDecoder, InProcessOpusEncoder, opusBuild } from "../../mixer/opusInProcess.ts";
@@ -148,6 +150,34 @@ describe(`Opus in the server process (libopus, ${opusBuild})`, () => {
     expect(enc.encode(new Int16Array(480), 1)).toBe(false);
     enc.close();
     expect(enc.encode(new Int16Array(BLOCK), 2)).toBe(false);
+  });
+});
+
+describe("codecs that come and go (every join and leave)", () => {
+  it("give their libopus state back: 10,000 encoder + decoder pairs, and memory stays flat", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const settle = async () => {
+      for (let i = 0; i < 2; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 20)); // the native addon frees in its finalizers, after a GC
+      }
+    };
+    const rss: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 2000; i++) {
+        const enc = new InProcessOpusEncoder(32);
+        const dec = new InProcessOpusDecoder();
+        enc.on("packet", (p) => dec.decode(p));
+        if (i % 200 === 0) enc.encode(new Int16Array(BLOCK), i);
+        enc.close();
+        dec.close();
+      }
+      await settle();
+      rss.push(process.memoryUsage().rss);
+    }
+    // A pair holds about 60 KB: 2,000 pairs a round that were never freed would add ~120 MB a round.
+    expect((rss[4]! - rss[1]!) / 1e6).toBeLessThan(30);
   });
 });
 
