@@ -229,7 +229,8 @@ export class Participant extends EventEmitter<{
   private onVideoRtcp(packet: RtcpPacket): void {
     const ours = this.videoTx?.sender.ssrc;
     if (packet instanceof RtcpRrPacket || packet instanceof RtcpSrPacket) {
-      for (const r of packet.reports) if (r.ssrc === ours) this.rung.report(r.fractionLost / 256);
+      // Jitter is in RTP timestamp units: 90 kHz for video, VP8 and H.264 alike.
+      for (const r of packet.reports) if (r.ssrc === ours) this.rung.report(r.fractionLost / 256, r.jitter / 90);
       return;
     }
     if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack && packet.feedback.mediaSourceSsrc === ours) {

@@ -45,21 +45,23 @@ export class ReceiverRung {
   }
 
   /**
-   * The receiver reported on our composite: in auto, how much of it was lost picks its rung. The
-   * report's own fraction counts retransmissions (werift repairs loss with NACK on the same SSRC),
-   * so the share of packets the receiver NACKed since its last report counts too.
+   * The receiver reported on our composite: in auto, how much of it was lost and how unevenly it
+   * arrives (interarrival jitter, ms) pick its rung. The report's own fraction counts
+   * retransmissions (werift repairs loss with NACK on the same SSRC), so the share of packets the
+   * receiver NACKed since its last report counts too.
    */
-  report(fractionLost: number): void {
+  report(fractionLost: number, jitterMs = 0): void {
     const { sent, nacked } = this.window;
     this.window = { sent: 0, nacked: new Set() };
     if (this.quality !== "auto") return;
     const loss = Math.max(fractionLost, sent >= 20 ? Math.min(1, nacked.size / sent) : 0);
-    log.debug("receiver report", { participant: this.who, fractionLost, sent, nacked: nacked.size, loss });
+    log.debug("receiver report", { participant: this.who, fractionLost, sent, nacked: nacked.size, loss, jitterMs });
     const from = this.adaptation.rung;
-    const rung = this.adaptation.report(loss, performance.now(), sent);
+    const rung = this.adaptation.report(loss, performance.now(), sent, jitterMs);
     if (rung === undefined) return;
-    log.info("rung switch", { participant: this.who, from, to: rung, loss: Math.round(loss * 100) / 100 });
+    log.info("rung switch", { participant: this.who, from, to: rung, loss: Math.round(loss * 100) / 100, jitterMs: Math.round(jitterMs) });
     metrics.rungSwitches.inc({ direction: rung > from ? "down" : "up" });
+    if (rung > from) metrics.rungDowns.inc({ reason: this.adaptation.lastReason ?? "loss" });
     this.move(rung);
   }
 }

@@ -70,6 +70,7 @@ export const metrics = {
   audioPacketsDropped: metric("mcu_audio_packets_dropped_total", "Participants' Opus packets not decoded, by reason (undecodable, over_rate: more audio than real time allows)", "counter", ["reason"]),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
   rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),
+  rungDowns: metric("mcu_rung_downs_total", "Receivers moved down a rung by their link, by what their reports showed (loss, jitter)", "counter", ["reason"]),
   outputReceivers: metric("mcu_output_receivers", "Receivers per composite output (codec@rung), refreshed at each scrape", "gauge", ["output"]),
   iceCandidatesSkipped: metric("mcu_ice_candidates_skipped_total", "Trickled ICE candidates not used, by reason (mdns, rejected)", "counter", ["reason"]),
   recordingsActive: metric("mcu_recordings_active", "Rooms being recorded", "gauge"),

@@ -1,6 +1,8 @@
 // A rung per receiver: a receiver whose downlink loses 20 % falls to a lower rung of the composite
 // ladder within 5 s while the others stay on the top one, climbs back within 30 s once the loss
-// stops, and sees no frame gap of 300 ms at either switch; `quality: "low"` starts at the lowest.
+// stops, and sees no frame gap of 300 ms at either switch; one whose downlink loses nothing but
+// stalls and bursts falls by its reported jitter and climbs back once it is even again;
+// `quality: "low"` starts at the lowest.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import type { RunningServer } from "../../server/main.ts";
@@ -63,6 +65,38 @@ describe("adapting to the link", () => {
       await closeAll(ps);
     }
   }, 60_000);
+});
+
+describe("adapting to a jittery link", () => {
+  it("moves a receiver whose frames arrive unevenly (nothing lost) down, and back once they arrive evenly", async () => {
+    const ps: SyntheticParticipant[] = [];
+    for (const id of ["p0", "p1", "p2"]) {
+      const p = new SyntheticParticipant({ url: server.url, room: "jitter", name: id, ...fixturePaths(id, "pattern"), decode: true });
+      await p.join();
+      ps.push(p);
+    }
+    const [steady, , jittery] = ps as [SyntheticParticipant, SyntheticParticipant, SyntheticParticipant];
+    try {
+      await waitFor("every composite decoding", () => ps.every((p) => p.decodedFrames > 30), 15_000);
+      expect(rungOf(steady, jittery)).toBe("1280x720");
+      const byJitter = metrics.rungDowns.get({ reason: "jitter" });
+      const byLoss = metrics.rungDowns.get({ reason: "loss" });
+      const t0 = performance.now();
+      // Its link stalls and lets everything through in bursts every 240–400 ms: frames arrive in
+      // order and none is lost, but unevenly (its reports say ~60 ms of jitter).
+      jittery.setDownlinkJitter(400);
+      await waitFor("jittery receiver on a lower rung", () => rungOf(steady, jittery) !== "1280x720", 8000);
+      if (process.env.DEBUG_TEST) console.log({ downAfterMs: performance.now() - t0 });
+      expect(metrics.rungDowns.get({ reason: "jitter" })).toBeGreaterThan(byJitter);
+      expect(metrics.rungDowns.get({ reason: "loss" })).toBe(byLoss);
+      for (const p of ps.slice(0, 2)) expect(rungOf(steady, p)).toBe("1280x720");
+      jittery.setDownlinkJitter(0);
+      await waitFor("jittery receiver back at the top", () => rungOf(steady, jittery) === "1280x720", 40_000);
+      expect(jittery.decodedFrames).toBeGreaterThan(30);
+    } finally {
+      await closeAll(ps);
+    }
+  }, 90_000);
 });
 
 describe("asking for a rung", () => {

@@ -297,6 +297,34 @@ export class SyntheticParticipant {
     config.debug = fraction > 0 ? { ...config.debug, inboundPacketLoss: (1 - fraction) * 100 } : {};
   }
 
+  private downlinkJitterMs = 0;
+
+  /**
+   * A downlink that holds what arrives from the server and lets it through in bursts, every
+   * 60–100 % of `maxMs` (a radio link that stalls, as Wi-Fi under interference does): frames arrive
+   * unevenly but in order and none is lost, so only the receiver reports' jitter can tell. 0 stops.
+   */
+  setDownlinkJitter(maxMs: number): void {
+    this.downlinkJitterMs = maxMs;
+    if (maxMs <= 0 || this.jitterHooked) return;
+    this.jitterHooked = true;
+    const ice = (this.pc as unknown as { iceTransports: { connection: { onData: { execute: (...a: unknown[]) => void } } }[] }).iceTransports[0]!;
+    const ev = ice.connection.onData;
+    const deliver = ev.execute.bind(ev);
+    // One queue per window, let through by one timer (timers set apart can fire out of order).
+    let held: unknown[][] | undefined;
+    ev.execute = (...args: unknown[]) => {
+      if (held) return void held.push(args);
+      if (this.downlinkJitterMs <= 0) return deliver(...args);
+      const queue = (held = [args]);
+      setTimeout(() => {
+        held = undefined;
+        for (const a of queue) deliver(...a);
+      }, (0.6 + 0.4 * Math.random()) * this.downlinkJitterMs);
+    };
+  }
+  private jitterHooked = false;
+
   stopVideo(): void {
     this.sendingVideo = false;
   }

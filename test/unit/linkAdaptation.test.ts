@@ -66,4 +66,22 @@ describe("LinkAdaptation", () => {
     expect(a.rung).toBe(2); // it went down and stayed down: never 10 clean seconds
     expect(switches).toBe(2);
   });
+
+  it("steps down when two reports in a row say ≥ 50 ms of jitter with no loss, and not on one spike", () => {
+    const a = new LinkAdaptation(3, 0, 0);
+    expect(a.report(0, 1000, 100, 120)).toBeUndefined(); // one spike (a keyframe through a slow hop)
+    expect(a.report(0, 2000, 100, 10)).toBeUndefined();
+    expect(a.report(0, 3000, 100, 60)).toBeUndefined();
+    expect(a.report(0, 4000, 100, 49)).toBeUndefined(); // just under: no
+    expect(a.report(0, 5000, 100, 55)).toBeUndefined();
+    expect(a.report(0, 6000, 100, 70)).toBe(1);
+  });
+
+  it("climbs only after 10 s with jitter ≤ 25 ms as well as loss ≤ 2 %", () => {
+    const a = new LinkAdaptation(3, 1, 0);
+    let t = 0;
+    for (let i = 0; i < 20; i++) expect(a.report(0, (t += 1000), 100, 30)).toBeUndefined(); // 30 ms: stays
+    for (let i = 0; i < 9; i++) expect(a.report(0, (t += 1000), 100, 20)).toBeUndefined();
+    expect(a.report(0, (t += 1000), 100, 20)).toBe(0);
+  });
 });
