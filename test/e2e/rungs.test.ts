@@ -22,19 +22,27 @@ afterAll(async () => {
 const rungOf = (by: SyntheticParticipant, who: SyntheticParticipant) =>
   (by.participants as unknown as { id: string; rung: string | null }[]).find((p) => p.id === who.participantId)?.rung;
 
+/**
+ * Three participants with moving cameras (a busy composite near its full bitrate, as a real meeting
+ * sends: ~100 packets/s), every composite decoding, all three on the top rung.
+ */
+async function threeOnTop(room: string): Promise<[SyntheticParticipant, SyntheticParticipant, SyntheticParticipant]> {
+  const ps: SyntheticParticipant[] = [];
+  for (const id of ["p0", "p1", "p2"]) {
+    const p = new SyntheticParticipant({ url: server.url, room, name: id, ...fixturePaths(id, "pattern"), decode: true });
+    await p.join();
+    ps.push(p);
+  }
+  await waitFor("every composite decoding", () => ps.every((p) => p.decodedFrames > 30), 15_000);
+  for (const p of ps) expect(rungOf(ps[0]!, p)).toBe("1280x720");
+  return ps as [SyntheticParticipant, SyntheticParticipant, SyntheticParticipant];
+}
+
 describe("adapting to the link", () => {
   it("moves a lossy receiver down, keeps the others at the top, and brings it back once the loss stops", async () => {
-    // Moving cameras: a busy composite near its full bitrate, as a real meeting sends (~100 packets/s).
-    const ps: SyntheticParticipant[] = [];
-    for (const id of ["p0", "p1", "p2"]) {
-      const p = new SyntheticParticipant({ url: server.url, room: "ladder", name: id, ...fixturePaths(id, "pattern"), decode: true });
-      await p.join();
-      ps.push(p);
-    }
-    const [steady, , lossy] = ps as [SyntheticParticipant, SyntheticParticipant, SyntheticParticipant];
+    const ps = await threeOnTop("ladder");
+    const [steady, , lossy] = ps;
     try {
-      await waitFor("every composite decoding", () => ps.every((p) => p.decodedFrames > 30), 15_000);
-      expect(rungOf(steady, lossy)).toBe("1280x720");
       const downs = metrics.rungSwitches.get({ direction: "down" });
       const t0 = performance.now();
       lossy.setDownlinkLoss(0.2);
@@ -69,16 +77,9 @@ describe("adapting to the link", () => {
 
 describe("adapting to a jittery link", () => {
   it("moves a receiver whose frames arrive unevenly (nothing lost) down, and back once they arrive evenly", async () => {
-    const ps: SyntheticParticipant[] = [];
-    for (const id of ["p0", "p1", "p2"]) {
-      const p = new SyntheticParticipant({ url: server.url, room: "jitter", name: id, ...fixturePaths(id, "pattern"), decode: true });
-      await p.join();
-      ps.push(p);
-    }
-    const [steady, , jittery] = ps as [SyntheticParticipant, SyntheticParticipant, SyntheticParticipant];
+    const ps = await threeOnTop("jitter");
+    const [steady, , jittery] = ps;
     try {
-      await waitFor("every composite decoding", () => ps.every((p) => p.decodedFrames > 30), 15_000);
-      expect(rungOf(steady, jittery)).toBe("1280x720");
       const byJitter = metrics.rungDowns.get({ reason: "jitter" });
       const byLoss = metrics.rungDowns.get({ reason: "loss" });
       const t0 = performance.now();
