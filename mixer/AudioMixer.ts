@@ -137,7 +137,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     this.countCodec("decoder", 1);
     if (this.engine !== "ffmpeg") {
       const dec = new InProcessOpusDecoder();
-      dec.on("pcm", (d) => m.pcm.pushBytes(d));
+      dec.on("samples", (s) => m.pcm.push(s));
       return (m.decoder = dec);
     }
     const dec = new OpusDecoder(this.s.ffmpegPath);

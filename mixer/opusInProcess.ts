@@ -34,10 +34,11 @@ function release(codec: object | undefined): void {
 }
 
 /**
- * Decodes one participant's Opus packets to 48 kHz mono PCM as they arrive (`pcm`, synchronously).
+ * Decodes one participant's Opus packets to 48 kHz mono samples as they arrive (`samples`,
+ * synchronously).
  * A packet libopus rejects (a hostile or broken sender) is dropped and counted; the decoder goes on.
  */
-export class InProcessOpusDecoder extends EventEmitter<{ pcm: [Buffer] }> {
+export class InProcessOpusDecoder extends EventEmitter<{ samples: [Int16Array] }> {
   private dec: Decoder | undefined = new Decoder({ channels: 1, sample_rate: SAMPLE_RATE });
   private lastWarnAt = -Infinity;
   private errors = 0;
@@ -53,8 +54,11 @@ export class InProcessOpusDecoder extends EventEmitter<{ pcm: [Buffer] }> {
       this.rejected(e as Error);
       return;
     }
-    // The binding decodes into one shared buffer: copy before anything else decodes.
-    if (pcm.length) this.emit("pcm", Buffer.from(pcm));
+    if (!pcm.length) return;
+    // The binding decodes into one shared buffer: one copy out, straight into aligned samples.
+    const samples = new Int16Array(pcm.length >> 1);
+    new Uint8Array(samples.buffer).set(pcm.subarray(0, samples.length * 2));
+    this.emit("samples", samples);
   }
 
   private rejected(e: Error): void {

@@ -31,6 +31,8 @@ function tone(hz: number, blocks: number): Int16Array[] {
   return out;
 }
 
+const bytesOf = (s: Int16Array) => Buffer.from(s.buffer, s.byteOffset, s.byteLength);
+
 /** Decoded PCM after the codec's start-up (the first 200 ms), as samples. */
 function settled(pcm: Buffer[]): Int16Array {
   return s16leToInt16(Buffer.concat(pcm)).subarray(9600);
@@ -89,7 +91,7 @@ function decodeInProcess(packets: Buffer[]): Int16Array {
   const dec = new InProcessOpusDecoder();
   closers.push(() => dec.close());
   const pcm: Buffer[] = [];
-  dec.on("pcm", (d) => pcm.push(d));
+  dec.on("samples", (s) => pcm.push(bytesOf(s)));
   for (const p of packets) dec.decode(p);
   expect(pcm.length).toBe(packets.length); // one block out per packet, synchronously
   return settled(pcm);
@@ -129,7 +131,7 @@ describe(`Opus in the server process (libopus, ${opusBuild})`, () => {
     const dec = new InProcessOpusDecoder();
     closers.push(() => dec.close());
     const pcm: Buffer[] = [];
-    dec.on("pcm", (d) => pcm.push(d));
+    dec.on("samples", (s) => pcm.push(bytesOf(s)));
     const before = metrics.audioPacketsDropped.get({ reason: "undecodable" });
     // Code-3 packets whose frame count and lengths lie, a CELT TOC with a truncated body, and noise.
     const garbage = [Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(1500, 0xfc), Buffer.from([0x0b, 0x3f]), Buffer.from([0xfb, 0xff, 0xff, 0xff, 0xff])];
@@ -189,7 +191,7 @@ describe("Opus on a platform without the native addon (the binding's WebAssembly
       const enc = new InProcessOpusEncoder(32), dec = new InProcessOpusDecoder();
       const out = [];
       enc.on("packet", (p) => dec.decode(p));
-      dec.on("pcm", (d) => out.push(d));
+      dec.on("samples", (s) => out.push(Buffer.from(s.buffer)));
       for (let b = 0; b < 50; b++) enc.encode(new Int16Array(960).map((_, i) => Math.round(8192 * Math.sin((2 * Math.PI * 440 * (b * 960 + i)) / 48000))), b);
       console.log(JSON.stringify({ build: opusBuild, pcm: Buffer.concat(out).toString("base64") }));`;
     const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
