@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { Floor, VoiceActivity, type VoiceSettings } from "./voiceActivity.ts";
-import { MediaClock } from "./clock.ts";
+import { MediaClock, type Tick } from "./clock.ts";
 import { OpusDecoder, TickedOpusEncoder } from "./AudioCodecs.ts";
 import { InProcessOpusDecoder, InProcessOpusEncoder } from "./opusInProcess.ts";
 import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
@@ -28,6 +28,9 @@ export const TALK_HOLD_MS = 2000;
  */
 export const AUDIO_RATE_SAMPLES_PER_S = 1.5 * SAMPLE_RATE;
 export const AUDIO_BURST_SAMPLES = SAMPLE_RATE;
+
+/** Late 20 ms ticks mixed and sent late rather than skipped: up to 1 s of them. */
+export const AUDIO_CATCH_UP_TICKS = 50;
 
 export type OpusEngine = "inprocess" | "ffmpeg";
 
@@ -73,7 +76,10 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   private readonly members = new Map<string, Member>();
   private readonly sum = new Int32Array(TICK_SAMPLES);
   private readonly full = new Int16Array(TICK_SAMPLES);
-  private readonly clock = new MediaClock(20, (t) => this.tick(t.skipped, t.due));
+  // Every tick is a packet each listener counts on: ticks that fire late are mixed and sent late
+  // (caught up, up to 1 s of them), never thrown away; only a stall beyond that skips, counted.
+  private readonly clock = new MediaClock(20, (t) => this.onClock(t), undefined, AUDIO_CATCH_UP_TICKS);
+  private lastSkipLog = -Infinity;
   private general: MixEncoder | undefined;
   private readonly engine: OpusEngine;
   private readonly floor: Floor;
@@ -219,6 +225,19 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   get talkers(): string[] {
     const now = performance.now();
     return [...this.members.values()].filter((m) => now - m.lastTalkAt < TALK_HOLD_MS).map((m) => m.id);
+  }
+
+  private onClock(t: Tick): void {
+    if (t.catchingUp) metrics.audioTicksCaughtUp.inc();
+    if (t.skipped) {
+      metrics.audioTicksSkipped.inc({}, t.skipped);
+      const now = performance.now();
+      if (now - this.lastSkipLog > 5000) {
+        this.lastSkipLog = now;
+        log.warn("audio ticks skipped: the event loop stalled for longer than the mixer catches up", { skipped: t.skipped, catchUpMs: AUDIO_CATCH_UP_TICKS * 20 });
+      }
+    }
+    this.tick(t.skipped, t.due);
   }
 
   private tick(skipped: number, due: number): void {

@@ -11,6 +11,8 @@ import { CompositeEncoder, type EncodedFrame, type Rung, type VideoCodec } from 
 import { VideoCompositor, type CompositorSettings } from "./VideoCompositor.ts";
 import { VideoInput } from "./VideoInput.ts";
 import type { LayoutKind, Rect } from "./layout.ts";
+import { OutputLinkShare, type LinkReading } from "./linkShare.ts";
+import { histograms } from "../telemetry/metrics.ts";
 import type { VoiceSettings } from "./voiceActivity.ts";
 import type { RtpLike } from "./vp8FrameAssembler.ts";
 
@@ -57,6 +59,11 @@ export interface MixerSeat {
   setRung(rung: number): void;
   /** It lost the picture (PLI/FIR) or just connected: a keyframe of its composite, rate-limited. */
   requestKeyframe(reason: string): void;
+  /**
+   * Its receiver report on the composite (loss, jitter): the share of it that is its own link's,
+   * once what the server itself added and what every receiver of its output sees is taken out.
+   */
+  judgeLink(r: LinkReading): LinkReading & { common: LinkReading };
   /** Its tile now (undefined: it has none). */
   readonly tile: Rect | undefined;
   /** The rung it receives (undefined: it receives no video). */
@@ -99,6 +106,8 @@ interface Output {
   joining: Set<string>;
   /** Taps other than receivers (a recording) that keep it encoding. */
   taps: number;
+  /** Its own send timing and its receivers' reports: what of a report is a receiver's link. */
+  share: OutputLinkShare;
 }
 
 const keyOf = (codec: VideoCodec, rung: number) => `${codec}@${rung}`;
@@ -193,7 +202,7 @@ export class Mixer {
     let o = this.outputs.get(key);
     if (o) return o;
     const packetizer = codec === "h264" ? new H264Packetizer({ payloadType: 102 }) : new Vp8Packetizer({ payloadType: 96 });
-    o = { key, codec, rung, packetize: (f, ts) => packetizer.packetize(f.data, ts), receivers: new Set(), joining: new Set(), taps: 0 };
+    o = { key, codec, rung, packetize: (f, ts) => packetizer.packetize(f.data, ts), receivers: new Set(), joining: new Set(), taps: 0, share: new OutputLinkShare() };
     this.outputs.set(key, o);
     this.syncEncoder(codec);
     return o;
@@ -251,6 +260,10 @@ export class Mixer {
       setMedia: (audio, video) => here() && this.setMedia(id, audio, video),
       setRung: (r) => here() && this.setRung(id, r),
       requestKeyframe: (reason) => here() && this.requestCompositeKeyframe(id, reason),
+      judgeLink: (r) => {
+        const o = here() && entry.codec ? this.outputs.get(keyOf(entry.codec, entry.rung)) : undefined;
+        return o ? o.share.judge(id, r, performance.now()) : { ...r, common: { loss: 0, jitterMs: 0 } };
+      },
       get tile() {
         return here() ? mixer.tiles.get(id) : undefined;
       },
@@ -273,6 +286,7 @@ export class Mixer {
         if (r === undefined) continue;
         const o = this.outputs.get(keyOf(e.codec, r));
         o?.receivers.delete(id);
+        o?.share.forget(id);
         o?.joining.delete(id);
         if (o) this.release(o.key);
       }
@@ -290,6 +304,11 @@ export class Mixer {
   /** The codecs being encoded now. */
   get codecs(): VideoCodec[] {
     return [...this.encoders.keys()];
+  }
+
+  /** Each output's own send jitter now (ms), as a receiver on a perfect link would report it. */
+  get sendJitterMs(): Record<string, number> {
+    return Object.fromEntries([...this.outputs.values()].map((o) => [o.key, o.share.send.ms]));
   }
 
   /** What is being encoded now and for how many receivers, e.g. {"vp8@0": 3, "h264@1": 1}. */
@@ -317,7 +336,7 @@ export class Mixer {
     // A new output starts on a keyframe; one already running is asked for one.
     const running = this.outputs.has(keyOf(e.codec, rung));
     this.output(e.codec, rung).joining.add(id);
-    if (running) this.encoders.get(e.codec)?.requestKeyframe("rung switch");
+    if (running) this.encoders.get(e.codec)?.requestKeyframe("rung switch", rung);
   }
 
   /** Mic muted: out of the mix at once. Camera off: placeholder tile at the next tick. */
@@ -333,7 +352,7 @@ export class Mixer {
   /** Receiver `id` lost the picture (PLI/FIR) or just connected: a keyframe of its composite, rate-limited. */
   private requestCompositeKeyframe(id: string, reason: string): void {
     const e = this.entries.get(id);
-    if (e?.codec) this.encoders.get(e.codec)?.requestKeyframe(reason);
+    if (e?.codec) this.encoders.get(e.codec)?.requestKeyframe(reason, e.rung);
   }
 
   /** A recording's subscription: the composite and the full mix as they are made, and its own undo. */
@@ -346,7 +365,7 @@ export class Mixer {
     this.audio.on("fullMix", onAudio);
     let open = true;
     return {
-      requestKeyframe: (reason) => open && encoder.requestKeyframe(reason),
+      requestKeyframe: (reason) => open && encoder.requestKeyframe(reason, 0),
       tickTime: (tick) => this.compositor.tickTime(tick),
       close: () => {
         if (!open) return;
@@ -374,6 +393,10 @@ export class Mixer {
       const sink = this.entries.get(id)?.sink;
       if (sink) for (const p of packets) sink.sendVideo(p);
     }
+    // The server's own timing: from the tick's deadline to the wire, and its variation as a receiver would see it.
+    const now = performance.now();
+    histograms.sendDelay.observe(Math.max(0, now - this.compositor.tickTime(f.tick)) / 1000);
+    o.share.send.frameSent(now, ts, packets.length);
   }
 
   /** `o` made a keyframe: everyone waiting for it switches now, leaving their old outputs. */
@@ -383,6 +406,7 @@ export class Mixer {
       if (!e?.codec || e.pendingRung === undefined) continue;
       const old = this.outputs.get(keyOf(e.codec, e.rung));
       old?.receivers.delete(id);
+      old?.share.forget(id);
       o.receivers.add(id);
       e.rung = e.pendingRung;
       e.pendingRung = undefined;

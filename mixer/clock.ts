@@ -1,11 +1,16 @@
 // A deadline-based periodic clock: tick k is due at start + k * period, so timer lateness never
-// accumulates; when the event loop stalls past several deadlines it fires once and reports the skip.
+// accumulates. When the event loop stalls past several deadlines, a clock without catch-up fires
+// once and reports the skip (video: a frame that is late is not worth composing); a clock with
+// catch-up (audio: every 20 ms block is a packet the receivers count on) fires every missed tick
+// at once, in order, up to `maxCatchUp` of them, and reports only what is beyond that as skipped.
 
 export interface Tick {
   index: number;
   /** Scheduled time of this tick (performance.now() ms). */
   due: number;
   skipped: number;
+  /** Fired late, with later ticks due already (a tick replayed after a stall). */
+  catchingUp?: boolean;
 }
 
 /** Where a clock reads the time and sets its timer: the process's own, or a test's fake one. */
@@ -31,6 +36,8 @@ export class MediaClock {
     private readonly periodMs: number,
     private readonly onTick: (tick: Tick) => void,
     private readonly time: TimeSource = realTime,
+    /** Missed ticks fired late rather than skipped (0: skip them all, fire the latest). */
+    private readonly maxCatchUp = 0,
   ) {}
 
   begin(): void {
@@ -50,12 +57,16 @@ export class MediaClock {
   private fire(): void {
     if (!this.running) return;
     const now = this.time.now();
-    const latest = Math.floor((now - this.start) / this.periodMs);
-    const index = Math.max(this.next, latest);
-    const skipped = index - this.next;
-    this.next = index + 1;
+    const latest = Math.max(this.next, Math.floor((now - this.start) / this.periodMs));
+    const first = Math.max(this.next, latest - this.maxCatchUp);
+    const skipped = first - this.next;
+    this.next = latest + 1;
     try {
-      this.onTick({ index, due: this.start + index * this.periodMs, skipped });
+      for (let index = first; index <= latest && this.running; index++) {
+        const tick: Tick = { index, due: this.start + index * this.periodMs, skipped: index === first ? skipped : 0 };
+        if (index < latest) tick.catchingUp = true;
+        this.onTick(tick);
+      }
     } finally {
       this.schedule();
     }

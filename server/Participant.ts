@@ -83,7 +83,7 @@ export class Participant extends EventEmitter<{
     readonly rights: Right[] = OPEN_RIGHTS,
   ) {
     super();
-    this.rung = new ReceiverRung(config.outputRungs.length, (r) => this.seat?.setRung(r), id);
+    this.rung = new ReceiverRung(config.outputRungs.length, (r) => this.seat?.setRung(r), id, (r) => this.seat?.judgeLink(r) ?? { ...r, common: { loss: 0, jitterMs: 0 } });
     this.offerTimer = setTimeout(() => this.close("no-offer"), config.joinOfferTimeoutMs);
     this.offerTimer.unref();
   }

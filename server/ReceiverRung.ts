@@ -2,6 +2,7 @@
 // its link (auto), from its receiver reports and NACKs on our composite stream. The decision rule
 // itself is mixer/linkAdaptation.ts; this keeps the per-report window and applies the result.
 import { LinkAdaptation } from "../mixer/linkAdaptation.ts";
+import type { LinkReading } from "../mixer/linkShare.ts";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 
@@ -20,6 +21,8 @@ export class ReceiverRung {
     /** Moves the receiver (the mixer switches it at the new rung's next keyframe). */
     private readonly move: (rung: number) => void,
     private readonly who: string,
+    /** The receiver's own share of a report (what the server and every receiver see taken out: mixer/linkShare.ts). */
+    private readonly judge: (r: LinkReading) => LinkReading & { common: LinkReading } = (r) => ({ ...r, common: { loss: 0, jitterMs: 0 } }),
   ) {
     this.adaptation = new LinkAdaptation(rungs, 0, performance.now());
   }
@@ -54,12 +57,18 @@ export class ReceiverRung {
     const { sent, nacked } = this.window;
     this.window = { sent: 0, nacked: new Set() };
     if (this.quality !== "auto") return;
-    const loss = Math.max(fractionLost, sent >= 20 ? Math.min(1, nacked.size / sent) : 0);
-    log.debug("receiver report", { participant: this.who, fractionLost, sent, nacked: nacked.size, loss, jitterMs });
+    const reported = { loss: Math.max(fractionLost, sent >= 20 ? Math.min(1, nacked.size / sent) : 0), jitterMs };
+    // Judged by its own link: what the server added, and what every receiver of the stream sees, is not its link's.
+    const own = this.judge(reported);
+    log.debug("receiver report", { participant: this.who, fractionLost, sent, nacked: nacked.size, reported, own });
     const from = this.adaptation.rung;
-    const rung = this.adaptation.report(loss, performance.now(), sent, jitterMs);
+    const rung = this.adaptation.report(own.loss, performance.now(), sent, own.jitterMs);
     if (rung === undefined) return;
-    log.info("rung switch", { participant: this.who, from, to: rung, loss: Math.round(loss * 100) / 100, jitterMs: Math.round(jitterMs) });
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    log.info("rung switch", {
+      participant: this.who, from, to: rung, loss: r2(own.loss), jitterMs: Math.round(own.jitterMs),
+      reported: { loss: r2(reported.loss), jitterMs: Math.round(reported.jitterMs) }, common: { loss: r2(own.common.loss), jitterMs: Math.round(own.common.jitterMs) },
+    });
     metrics.rungSwitches.inc({ direction: rung > from ? "down" : "up" });
     if (rung > from) metrics.rungDowns.inc({ reason: this.adaptation.lastReason ?? "loss" });
     this.move(rung);

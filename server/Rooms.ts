@@ -28,9 +28,13 @@ export class Rooms {
     // Receivers per composite output (codec@rung, e.g. vp8@0), summed over rooms at each scrape.
     this.stopCollecting = addCollector(() => {
       metrics.outputReceivers.reset();
+      metrics.outputSendJitter.reset();
+      const worst = new Map<string, number>(); // the send jitter of an output: the worst room's
       for (const r of this.rooms.values()) {
         for (const [output, n] of Object.entries(r.currentMixer?.outputsInUse ?? {})) metrics.outputReceivers.inc({ output }, n);
+        for (const [output, ms] of Object.entries(r.currentMixer?.sendJitterMs ?? {})) worst.set(output, Math.max(worst.get(output) ?? 0, ms));
       }
+      for (const [output, ms] of worst) metrics.outputSendJitter.set(Math.round(ms * 10) / 10, { output });
     });
     this.offers = new Concurrency(() => config.maxConcurrentOffers, () => config.maxConcurrentOffers * 4);
   }

@@ -68,9 +68,13 @@ export const metrics = {
   videoFramesDropped: metric("mcu_input_frames_dropped_total", "Incoming video frames dropped (loss, no keyframe yet)", "counter"),
   audioCodecs: metric("mcu_audio_codecs", "Opus codecs running for rooms' audio, by kind (decoder, encoder) and engine (inprocess, ffmpeg)", "gauge", ["kind", "engine"]),
   audioPacketsDropped: metric("mcu_audio_packets_dropped_total", "Participants' Opus packets not decoded, by reason (undecodable, over_rate: more audio than real time allows)", "counter", ["reason"]),
+  audioTicksCaughtUp: metric("mcu_audio_ticks_caught_up_total", "20 ms audio ticks that fired late and were mixed and sent at once after an event-loop stall", "counter"),
+  audioTicksSkipped: metric("mcu_audio_ticks_skipped_total", "20 ms audio ticks not mixed at all (a stall of over 1 s): every listener misses that packet", "counter"),
+  compositeFramesSkipped: metric("mcu_composite_frames_skipped_total", "Composite frames not encoded, by reason (overload: the frame rate lowered on purpose; still: nothing changed; encoder_busy: an encoder child still behind)", "counter", ["reason"]),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
   rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),
   rungDowns: metric("mcu_rung_downs_total", "Receivers moved down a rung by their link, by what their reports showed (loss, jitter)", "counter", ["reason"]),
+  outputSendJitter: metric("mcu_output_send_jitter_ms", "Each output's own send jitter (RFC 3550, as a receiver on a perfect link would report it), refreshed at each scrape", "gauge", ["output"]),
   outputReceivers: metric("mcu_output_receivers", "Receivers per composite output (codec@rung), refreshed at each scrape", "gauge", ["output"]),
   iceCandidatesSkipped: metric("mcu_ice_candidates_skipped_total", "Trickled ICE candidates not used, by reason (mdns, rejected)", "counter", ["reason"]),
   recordingsActive: metric("mcu_recordings_active", "Rooms being recorded", "gauge"),
@@ -88,6 +92,8 @@ export const histograms = {
   tickLateness: histogram("mcu_composite_tick_lateness_seconds", "How late each compositor tick fired after its deadline", [0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1]),
   /** From `join` to the peer connection up (ICE + DTLS done). */
   joinTime: histogram("mcu_join_seconds", "From a participant's join to its media connection being up", [0.1, 0.25, 0.5, 1, 2, 5, 10, 20]),
+  /** The server's own part of video latency: a composite tick's deadline to its packets handed to the wire. */
+  sendDelay: histogram("mcu_output_send_delay_seconds", "From a composite tick's deadline to its encoded frame's packets sent, per output frame", [0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1]),
   /** Time between consecutive composite frames handed to an encoder: a freeze is a long one. */
   frameGap: histogram("mcu_composite_frame_gap_seconds", "Time between consecutive composite frames of a room", [0.034, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2]),
 };

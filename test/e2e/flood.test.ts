@@ -29,15 +29,15 @@ afterAll(async () => {
 });
 
 // The call's own children, counted the way the caps promise: one set per participant who offered
-// (decoders, mix-minus encoders), and two composite encoders (active + warm standby) per output the
-// call's receivers use. A child draining after a keyframe switch is on its way out and not counted.
+// (tile decoders), and one composite encoder per output the call's receivers use (plus one rung
+// lingering after its last receiver moved away).
 function callChildren(): { perParticipant: number; composite: number; compositeBound: number } {
   const running = liveFfmpegProcesses().filter((c) => !c.stopping);
   const outputs = Object.keys(server.rooms.get("call")?.currentMixer?.outputsInUse ?? {}).length;
   return {
     perParticipant: running.filter((c) => c.role !== "composite-encoder").length,
     composite: running.filter((c) => c.role === "composite-encoder").length,
-    compositeBound: 2 * outputs,
+    compositeBound: outputs + 1,
   };
 }
 

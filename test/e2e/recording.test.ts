@@ -217,7 +217,7 @@ describe("a recording while ffmpeg children die", () => {
     const webm = await download(server.url, id, "recording.webm", out);
     expect(await decodeErrors(webm)).toBe("");
     const t = await packetTimes(webm);
-    // The killed encoder's standby takes over at once, but the kill and the respawns stall this test
+    // The killed encoder is replaced at once (its first frame a keyframe), but the kill and the respawn stall this test
     // process (every client lives in it): 567 ms seen once in CI. A freeze is a second or more.
     expect(largestGap(t.video), "largest gap between video frames (ms)").toBeLessThan(1000);
     expect(Math.abs(Math.max(...t.audio) - Math.max(...t.video)), "audio end vs video end (ms)").toBeLessThanOrEqual(250);

@@ -27,10 +27,8 @@ describe("a dying ffmpeg child is replaced and the room keeps going", () => {
       for (const p of ps) await waitForTiles(p, ids);
       const exits = metrics.ffmpegExits.get({ role: "composite-encoder" });
       const t0 = performance.now();
-      // The encoder that is being fed is the older of the two running composite-encoder children (one
-      // still draining after a keyframe switch is on its way out: killing it proves nothing).
-      // One CI run picked a child the encoder was replacing at that instant (its exit was expected):
-      // then the kill proved nothing, so another is picked.
+      // The room's one composite encoder child (one rung in use); a new one starts at once and its
+      // first frame is a keyframe. A kill that raced a planned stop proves nothing: then another.
       let died = false;
       for (let attempt = 0; attempt < 3 && !died; attempt++) {
         const [encoder] = byRole("composite-encoder").filter((c) => !c.stopping);

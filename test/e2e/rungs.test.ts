@@ -44,6 +44,7 @@ describe("adapting to the link", () => {
     const [steady, , lossy] = ps;
     try {
       const downs = metrics.rungSwitches.get({ direction: "down" });
+      const [topEncoder] = liveFfmpegProcesses().filter((c) => c.role === "composite-encoder");
       const t0 = performance.now();
       lossy.setDownlinkLoss(0.2);
       await waitFor("lossy receiver on a lower rung", () => rungOf(steady, lossy) !== "1280x720", 5000);
@@ -51,12 +52,13 @@ describe("adapting to the link", () => {
       expect(metrics.rungSwitches.get({ direction: "down" })).toBeGreaterThan(downs);
       for (const p of ps.slice(0, 2)) expect(rungOf(steady, p)).toBe("1280x720");
       expect(server.rooms.get("ladder")!.currentMixer!.outputsInUse).toMatchObject({ "vp8@0": 2 });
-      // What each receives really is its rung (the keyframe's own size), and both rungs come from
-      // one encoder child reading the canvas once (plus its warm standby).
+      // What each receives really is its rung (the keyframe's own size); each rung is its own encoder
+      // child, and the new rung's start left the top rung's child running (no restart, no standby).
       await waitFor("lossy receives its rung", () => lossy.keyframeSize === rungOf(steady, lossy), 5000);
       expect(steady.keyframeSize).toBe("1280x720");
       const encoders = liveFfmpegProcesses().filter((c) => c.role === "composite-encoder" && !c.stopping);
       expect(encoders.length).toBe(2);
+      expect(encoders).toContain(topEncoder);
       lossy.setDownlinkLoss(0);
       const tClean = performance.now();
       await waitFor("lossy receiver back at the top", () => rungOf(steady, lossy) === "1280x720", 30_000);
@@ -67,8 +69,9 @@ describe("adapting to the link", () => {
       expect(longestGap(lossy, tUp - 1000)).toBeLessThan(450);
       expect(longestGap(steady, t0, tUp)).toBeLessThan(450);
       if (process.env.DEBUG_TEST) console.log({ downAfterMs: tDown - t0, upAfterMs: tUp - tClean });
-      // The lower rung's encoder stopped with its last receiver.
+      // The lower rung's encoder stopped with its last receiver; the top rung's is still the first one.
       await waitFor("one output left", () => Object.keys(server.rooms.get("ladder")!.currentMixer!.outputsInUse).join() === "vp8@0", 5000);
+      expect(topEncoder!.alive).toBe(true);
     } finally {
       await closeAll(ps);
     }

@@ -50,12 +50,12 @@ beforeEach(() => {
 });
 
 /** A clock recording every tick with the (fake) time it fired; `onTick` may stall it. */
-function clockOf(periodMs: number, onTick?: (t: Tick) => void): { clock: MediaClock; ticks: Seen[] } {
+function clockOf(periodMs: number, onTick?: (t: Tick) => void, maxCatchUp = 0): { clock: MediaClock; ticks: Seen[] } {
   const ticks: Seen[] = [];
   const clock = new MediaClock(periodMs, (t) => {
     ticks.push({ ...t, at: time.now() });
     onTick?.(t);
-  }, time);
+  }, time, maxCatchUp);
   return { clock, ticks };
 }
 
@@ -103,6 +103,35 @@ describe("MediaClock", () => {
     expect(ticks[i + 2]).toEqual({ index: 9, due: started + 90, skipped: 0, at: started + 90 });
     // The count of ticks tracks elapsed time, not timer callbacks.
     expect(ticks.at(-1)!.index).toBe(15);
+  });
+
+  it("with catch-up, after a stall it fires every missed tick at once, in order, and none is skipped", () => {
+    const { clock, ticks } = clockOf(20, (t) => t.index === 3 && stall(75), 50);
+    const started = time.now();
+    clock.begin();
+    time.advance(300);
+    clock.stop();
+    // Stalled from 60 to 135 ms: ticks 4..6 were due meanwhile; they fire at 135, then tick 7 is on time.
+    const i = ticks.findIndex((t) => t.index === 3);
+    expect(ticks.slice(i + 1, i + 5)).toEqual([
+      { index: 4, due: started + 80, skipped: 0, catchingUp: true, at: started + 135 },
+      { index: 5, due: started + 100, skipped: 0, catchingUp: true, at: started + 135 },
+      { index: 6, due: started + 120, skipped: 0, at: started + 135 },
+      { index: 7, due: started + 140, skipped: 0, at: started + 140 },
+    ]);
+    expect(ticks.map((t) => t.index)).toEqual(Array.from({ length: 16 }, (_, k) => k));
+  });
+
+  it("with catch-up, a stall longer than the catch-up skips (and reports) only what is beyond it", () => {
+    const { clock, ticks } = clockOf(20, (t) => t.index === 1 && stall(1000), 10);
+    clock.begin();
+    time.advance(1200);
+    clock.stop();
+    // Stalled from 20 to 1020 ms: ticks 2..51 were due; 51 and the 10 before it fire, 2..40 are skipped.
+    const after = ticks.filter((t) => t.index > 1);
+    expect(after[0]).toMatchObject({ index: 41, skipped: 39 });
+    expect(after.slice(0, 11).map((t) => t.index)).toEqual(Array.from({ length: 11 }, (_, k) => 41 + k));
+    expect(after.slice(1).every((t) => t.skipped === 0)).toBe(true);
   });
 
   it("stop() stops the ticks, also from inside a tick", () => {

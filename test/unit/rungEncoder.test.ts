@@ -1,0 +1,135 @@
+// A rung's encoder makes a keyframe on request from its running child (the request rides in the
+// next frame's Matroska timestamp), in VP8 and H.264; a set of rungs adds and drops rungs without
+// restarting the ones already running; and a child that dies is replaced, starting on a keyframe.
+import { afterEach, describe, expect, it } from "vitest";
+import { CompositeEncoder } from "../../mixer/CompositeEncoder.ts";
+import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
+import { RungEncoder, type EncodedFrame, type VideoCodec } from "../../mixer/RungEncoder.ts";
+import { matroskaFrameHeader, signalledTimestamp } from "../../mixer/rawMatroska.ts";
+import { FFMPEG } from "../support/ffmpegRun.ts";
+
+const W = 320;
+const H = 180;
+const settings = (codec: VideoCodec) => ({ ffmpegPath: FFMPEG, codec, width: W, height: H, fps: 30, kbps: 300, keyframeIntervalS: 60, keyframeMinIntervalMs: 0 });
+const ladder = [
+  { width: W, height: H, kbps: 300 },
+  { width: 160, height: 90, kbps: 100 },
+];
+
+/** A canvas that changes every tick (a moving bar), so no two frames are alike. */
+function canvas(tick: number): Buffer {
+  const c = Buffer.alloc((W * H * 3) / 2, 128);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) c[y * W + x] = ((x + tick * 4) % W) < 40 ? 235 : 16 + ((x * y) % 64);
+  return c;
+}
+
+async function until(what: string, check: () => boolean, ms = 8000): Promise<void> {
+  const t0 = Date.now();
+  while (!check()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Feeds ticks [from, to) at 30 fps; `each` runs before each tick is encoded. Returns the ticks the
+ * encoder took (it skips a canvas while its child is still starting and two are queued already).
+ */
+async function feed(encode: (c: Buffer, tick: number) => boolean, from: number, to: number, each?: (tick: number) => void): Promise<number[]> {
+  const taken: number[] = [];
+  for (let t = from; t < to; t++) {
+    each?.(t);
+    if (encode(canvas(t), t)) taken.push(t);
+    await new Promise((r) => setTimeout(r, 33));
+  }
+  return taken;
+}
+
+afterEach(() => {
+  for (const p of liveFfmpegProcesses()) if (p.role === "composite-encoder") p.close();
+});
+
+describe("keyframe signal", () => {
+  it("stamps every frame even and a requested keyframe odd, in 10 µs units, with the header's size right", () => {
+    expect(signalledTimestamp(0, 30, true)).toBe(0); // the first frame is a keyframe anyway
+    expect(signalledTimestamp(1, 30, false)).toBe(3334);
+    expect(signalledTimestamp(1, 30, true)).toBe(3335);
+    expect(signalledTimestamp(3, 30, false) % 2).toBe(0);
+    const h = matroskaFrameHeader(3335, 1000);
+    // Cluster id, an 8-byte size covering the rest of the header and the frame.
+    expect(h.subarray(0, 4).toString("hex")).toBe("1f43b675");
+    expect(Number(h.readBigUInt64BE(4) & 0x00ffffffffffffffn)).toBe(h.length - 12 + 1000);
+  });
+});
+
+describe.each(["vp8", "h264"] as const)("RungEncoder (%s)", (codec) => {
+  it("makes exactly the requested frames keyframes, from the same child", async () => {
+    const e = new RungEncoder(settings(codec), 0, ladder[0]!);
+    const frames: EncodedFrame[] = [];
+    e.on("frame", (f) => frames.push(f));
+    try {
+      const taken = await feed((c, t) => e.encode(c, t, () => {}), 0, 45, (t) => (t === 20 || t === 33) && e.requestKeyframe("test"));
+      await until("every frame out", () => frames.length >= taken.length);
+      expect(taken.length).toBeGreaterThan(38);
+      expect(frames.map((f) => f.tick)).toEqual(taken);
+      const keys = frames.filter((f) => f.isKeyframe).map((f) => f.tick);
+      expect(keys).toEqual([0, 20, 33]);
+      expect(e.spawns).toBe(1);
+    } finally {
+      e.close();
+    }
+  });
+});
+
+describe("CompositeEncoder", () => {
+  it("adds and drops a rung without restarting the one running; a keyframe request touches one rung", async () => {
+    const enc = new CompositeEncoder(settings("vp8"), ladder, [0]);
+    const frames: (EncodedFrame & { rung: number })[] = [];
+    enc.on("frame", (f) => frames.push(f));
+    try {
+      const encode = (c: Buffer, t: number) => enc.encode(c, t);
+      const taken = await feed(encode, 0, 15);
+      const topChild = liveFfmpegProcesses().filter((p) => p.role === "composite-encoder");
+      expect(topChild).toHaveLength(1);
+      enc.setRungs([0, 1]);
+      taken.push(...(await feed(encode, 15, 35, (t) => t === 28 && enc.requestKeyframe("test", 1))));
+      enc.setRungs([1]);
+      taken.push(...(await feed(encode, 35, 45)));
+      await until("frames out", () => frames.filter((f) => f.rung === 0 && f.tick === taken.at(-1)).length > 0);
+      const top = frames.filter((f) => f.rung === 0);
+      const low = frames.filter((f) => f.rung === 1);
+      // The top rung: one child all along (a lingering rung keeps encoding), one keyframe, no gap.
+      expect(top.filter((f) => f.isKeyframe).map((f) => f.tick)).toEqual([0]);
+      expect(top.map((f) => f.tick)).toEqual(taken);
+      expect(taken.filter((t) => t >= 15)).toHaveLength(30); // the new rung's start cost the top rung no frame
+      expect(topChild[0]!.alive).toBe(true);
+      // The new rung starts on a keyframe and makes the one asked of it.
+      expect(low[0]!.isKeyframe).toBe(true);
+      expect(low.filter((f) => f.isKeyframe).map((f) => f.tick)).toEqual([low[0]!.tick, 28]);
+      expect(enc.spawns).toBe(2);
+    } finally {
+      enc.close();
+    }
+  });
+
+  it("replaces a child killed with -9, starting on a keyframe", async () => {
+    const enc = new CompositeEncoder(settings("vp8"), ladder, [0]);
+    const frames: EncodedFrame[] = [];
+    enc.on("frame", (f) => frames.push(f));
+    try {
+      const encode = (c: Buffer, t: number) => enc.encode(c, t);
+      await feed(encode, 0, 10);
+      await until("first frames", () => frames.length >= 5);
+      const [child] = liveFfmpegProcesses().filter((p) => p.role === "composite-encoder");
+      process.kill(child!.pid!, "SIGKILL");
+      await until("child gone", () => !child!.alive);
+      await feed(encode, 10, 40);
+      await until("frames after the kill", () => frames.some((f) => f.tick >= 35));
+      const after = frames.filter((f) => f.tick >= 10);
+      expect(after[0]!.isKeyframe).toBe(true);
+      expect(enc.spawns).toBe(2);
+    } finally {
+      enc.close();
+    }
+  });
+});
