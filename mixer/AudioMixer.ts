@@ -65,6 +65,8 @@ interface Member {
   voice: VoiceActivity;
   /** Which encoder serves this listener at each recent tick. */
   route: Map<number, "own" | "general">;
+  /** The loss its receiver reports on our audio, percent (its encoder's FEC follows it). */
+  lossPercent: number;
 }
 
 /**
@@ -102,7 +104,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     const encoder = speaker ? this.newEncoder() : undefined;
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
-      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, budget: AUDIO_BURST_SAMPLES, budgetAt: performance.now(), onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(),
+      out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, budget: AUDIO_BURST_SAMPLES, budgetAt: performance.now(), onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(), lossPercent: 0,
     };
     encoder?.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
     encoder?.on("died", () => this.encoderDied(m.id));
@@ -183,6 +185,22 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     }
     m.budget -= samples;
     return true;
+  }
+
+  /**
+   * Listener `id` reports losing `fraction` of our audio: its own encoder adds in-band FEC for it;
+   * the shared full-mix encoder follows the lossiest of the listeners on it.
+   */
+  setListenerLoss(id: string, fraction: number): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    m.lossPercent = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+    if (m.encoder instanceof InProcessOpusEncoder) m.encoder.setPacketLoss(m.lossPercent);
+    if (this.general instanceof InProcessOpusEncoder) {
+      let worst = 0;
+      for (const x of this.members.values()) worst = Math.max(worst, x.lossPercent);
+      this.general.setPacketLoss(worst);
+    }
   }
 
   setMuted(id: string, muted: boolean): void {

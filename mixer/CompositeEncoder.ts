@@ -89,6 +89,12 @@ export class CompositeEncoder extends EventEmitter<{ frame: [EncodedFrame & { ru
     else this.running.get(rung)?.requestKeyframe(reason);
   }
 
+  /** Some rung's next frame is a keyframe asked for. */
+  get keyframeDue(): boolean {
+    for (const e of this.running.values()) if (e.keyframeDue) return true;
+    return false;
+  }
+
   /** The rungs encoded now (lingering ones included). */
   get rungs(): number[] {
     return [...this.running.keys()].sort((a, b) => a - b);

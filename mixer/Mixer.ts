@@ -64,6 +64,8 @@ export interface MixerSeat {
    * once what the server itself added and what every receiver of its output sees is taken out.
    */
   judgeLink(r: LinkReading): LinkReading & { common: LinkReading };
+  /** Its receiver reports this share of our audio lost: its Opus encoder adds FEC for it. */
+  setAudioLoss(fraction: number): void;
   /** Its tile now (undefined: it has none). */
   readonly tile: Rect | undefined;
   /** The rung it receives (undefined: it receives no video). */
@@ -148,6 +150,10 @@ export class Mixer {
       this.applyLayout();
       this.onActivity?.("speakers");
     });
+    this.compositor.wantsFrame = () => {
+      for (const e of this.encoders.values()) if (e.keyframeDue) return true;
+      return false;
+    };
     this.compositor.onTiles = (tiles) => {
       this.tiles = tiles;
       this.onActivity?.("tiles");
@@ -169,6 +175,11 @@ export class Mixer {
     if (this.kind === "pinned" && pinnedHere) this.compositor.setLayout("pinned", this.pinned);
     else if (this.kind === "grid") this.compositor.setLayout("grid", undefined);
     else this.compositor.setLayout("speaker", this.audio.floorHolder);
+  }
+
+  /** The overload policy's cap on the composite frame rate (undefined: the configured rate). */
+  setFrameRate(fps: number | undefined): void {
+    this.compositor.setFrameRate(fps);
   }
 
   /** The composed canvas (yuv420p at the canvas size; live, copy what you keep). */
@@ -205,6 +216,7 @@ export class Mixer {
     o = { key, codec, rung, packetize: (f, ts) => packetizer.packetize(f.data, ts), receivers: new Set(), joining: new Set(), taps: 0, share: new OutputLinkShare() };
     this.outputs.set(key, o);
     this.syncEncoder(codec);
+    this.compositor.refresh(); // its first frame (a keyframe) comes at the next tick, moving picture or not
     return o;
   }
 
@@ -260,6 +272,7 @@ export class Mixer {
       setMedia: (audio, video) => here() && this.setMedia(id, audio, video),
       setRung: (r) => here() && this.setRung(id, r),
       requestKeyframe: (reason) => here() && this.requestCompositeKeyframe(id, reason),
+      setAudioLoss: (fraction) => here() && this.audio.setListenerLoss(id, fraction),
       judgeLink: (r) => {
         const o = here() && entry.codec ? this.outputs.get(keyOf(entry.codec, entry.rung)) : undefined;
         return o ? o.share.judge(id, r, performance.now()) : { ...r, common: { loss: 0, jitterMs: 0 } };
@@ -336,7 +349,7 @@ export class Mixer {
     // A new output starts on a keyframe; one already running is asked for one.
     const running = this.outputs.has(keyOf(e.codec, rung));
     this.output(e.codec, rung).joining.add(id);
-    if (running) this.encoders.get(e.codec)?.requestKeyframe("rung switch", rung);
+    if (running) this.keyframe(e.codec, "rung switch", rung);
   }
 
   /** Mic muted: out of the mix at once. Camera off: placeholder tile at the next tick. */
@@ -352,7 +365,13 @@ export class Mixer {
   /** Receiver `id` lost the picture (PLI/FIR) or just connected: a keyframe of its composite, rate-limited. */
   private requestCompositeKeyframe(id: string, reason: string): void {
     const e = this.entries.get(id);
-    if (e?.codec) this.encoders.get(e.codec)?.requestKeyframe(reason, e.rung);
+    if (e?.codec) this.keyframe(e.codec, reason, e.rung);
+  }
+
+  /** A keyframe of (`codec`, `rung`), rate-limited, on the next tick even if the picture is still. */
+  private keyframe(codec: VideoCodec, reason: string, rung: number): void {
+    this.encoders.get(codec)?.requestKeyframe(reason, rung);
+    this.compositor.refresh();
   }
 
   /** A recording's subscription: the composite and the full mix as they are made, and its own undo. */
@@ -365,7 +384,7 @@ export class Mixer {
     this.audio.on("fullMix", onAudio);
     let open = true;
     return {
-      requestKeyframe: (reason) => open && encoder.requestKeyframe(reason, 0),
+      requestKeyframe: (reason) => open && this.keyframe(codec, reason, 0),
       tickTime: (tick) => this.compositor.tickTime(tick),
       close: () => {
         if (!open) return;

@@ -184,6 +184,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
     const keyframe = this.keyframePending && n > 0;
     if (!child.proc.write(matroskaFrameHeader(signalledTimestamp(n, this.s.fps, keyframe), this.frameBytes), this.frameBytes * 2)) {
       this.framesSkipped++;
+      metrics.compositeFramesSkipped.inc({ reason: "encoder_busy" });
       done();
       return false;
     }
@@ -193,6 +194,11 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
     if (n === 0 || keyframe) this.keyframePending = false; // a child's first frame is a keyframe anyway
     this.framesIn++;
     return true;
+  }
+
+  /** Its next frame will be a keyframe (asked for, not sent yet). */
+  get keyframeDue(): boolean {
+    return this.keyframePending;
   }
 
   /** A receiver of this rung lost the picture or is new: the next frame is a keyframe (rate-limited). */

@@ -48,6 +48,9 @@ export function overlayMetrics(height: number): { fontSize: number; margin: numb
   return { fontSize, margin: 2 * Math.round(fontSize / 6), border: Math.max(2, 2 * Math.round(height / 360)) };
 }
 
+/** A composite where nothing changed is still encoded once a second (ticks at `fps`). */
+const STILL_REFRESH_TICKS = (fps: number) => Math.round(fps);
+
 export class VideoCompositor {
   private readonly canvas: Buffer;
   private readonly slots: Slot[] = [];
@@ -61,6 +64,15 @@ export class VideoCompositor {
   /** The tiles changed (after a membership or layout change): participant id → its tile. */
   onTiles: ((tiles: Map<string, Rect>) => void) | undefined;
   ticks = 0;
+  /** An encoder waits for a frame (a keyframe due): a still canvas goes to it at once. */
+  wantsFrame: (() => boolean) | undefined;
+  /** The overload policy's frame rate (undefined: every tick is composed). */
+  private fpsCap: number | undefined;
+  /** The tick of the last canvas an encoder took, and whether the next must go whatever it shows. */
+  private lastSentTick = -Infinity;
+  private sendNext = true;
+  /** Something was drawn into the canvas since the last one went to the encoders. */
+  private changed = true;
 
   constructor(
     private readonly s: CompositorSettings,
@@ -97,6 +109,19 @@ export class VideoCompositor {
     this.layoutDirty = true;
   }
 
+  /**
+   * Compose at most `fps` frames a second (the overload policy), leaving ticks out evenly; undefined
+   * composes every tick. Receivers see a lower frame rate, never a gap: the RTP timestamps are the ticks'.
+   */
+  setFrameRate(fps: number | undefined): void {
+    this.fpsCap = fps !== undefined && fps < this.s.fps ? fps : undefined;
+  }
+
+  /** The next tick goes to the encoders even if nothing changed (a keyframe asked for, a new output). */
+  refresh(): void {
+    this.sendNext = true;
+  }
+
   /** `id` started or stopped speaking: its tile is redrawn with or without the highlight. */
   setSpeaking(id: string, on: boolean): void {
     if (on === this.speaking.has(id)) return;
@@ -107,6 +132,7 @@ export class VideoCompositor {
   }
 
   private redraw(slot: Slot): void {
+    this.changed = true;
     slot.drawnSeq = -1;
     slot.showingPlaceholder = false;
     slot.labelAt = undefined;
@@ -128,6 +154,7 @@ export class VideoCompositor {
     const focused = Math.max(0, this.slots.findIndex((x) => x.input.participantId === this.focus));
     const rects = this.kind === "grid" ? gridLayout(n, W, H) : focusLayout(n, focused, W, H);
     fillRect(this.canvas, W, H, { x: 0, y: 0, w: W, h: H }, ...BLACK_YUV);
+    this.changed = true;
     this.slots.forEach((slot, i) => {
       const r = rects[i]!;
       if (!sameRect(slot.rect, r)) {
@@ -213,10 +240,25 @@ export class VideoCompositor {
     });
   }
 
+  /** Whether tick `index` is one the overload policy's frame rate keeps (evenly spread over the base rate). */
+  private kept(index: number): boolean {
+    const cap = this.fpsCap;
+    if (cap === undefined) return true;
+    return Math.floor((index * cap) / this.s.fps) !== Math.floor(((index - 1) * cap) / this.s.fps);
+  }
+
   private tick(t: Tick): void {
     this.ticks++;
-    if (t.skipped) metrics.compositeLateTicks.inc({}, t.skipped);
+    if (t.skipped) {
+      metrics.compositeLateTicks.inc({}, t.skipped);
+      this.lastFrameAt = undefined; // the gap is counted as late ticks, not as a freeze
+    }
     histograms.tickLateness.observe(Math.max(0, performance.now() - t.due) / 1000);
+    if (!this.kept(t.index)) {
+      metrics.compositeFramesSkipped.inc({ reason: "overload" });
+      this.lastFrameAt = undefined;
+      return;
+    }
     if (this.layoutDirty) this.applyLayout();
     const { width: W, height: H } = this.s;
     const now = performance.now();
@@ -226,6 +268,7 @@ export class VideoCompositor {
       const stalled = !f || slot.input.cameraOff || now - f.at > this.s.stallTimeoutMs;
       if (stalled) {
         if (!slot.showingPlaceholder) {
+          this.changed = true;
           if (!slot.placeholder) this.preparePlaceholder(slot, r);
           if (slot.placeholder) blitCentered(this.canvas, W, H, r, slot.placeholder, r.w, r.h);
           else fillRect(this.canvas, W, H, r, ...PLACEHOLDER_YUV);
@@ -235,6 +278,7 @@ export class VideoCompositor {
         continue;
       }
       if (f.seq === slot.drawnSeq && !slot.showingPlaceholder) continue;
+      this.changed = true;
       if (f.width !== r.w || f.height !== r.h) {
         fillRect(this.canvas, W, H, r, ...BLACK_YUV);
         slot.labelAt = undefined;
@@ -244,7 +288,17 @@ export class VideoCompositor {
       slot.drawnSeq = f.seq;
       slot.showingPlaceholder = false;
     }
+    // Nothing moved (cameras off, mic-only rooms, stalled inputs): the same picture is encoded once
+    // a second, not 30 times; a keyframe request or a new output sends the next tick at once.
+    if (!this.changed && !this.sendNext && !this.wantsFrame?.() && t.index - this.lastSentTick < STILL_REFRESH_TICKS(this.s.fps)) {
+      metrics.compositeFramesSkipped.inc({ reason: "still" });
+      this.lastFrameAt = undefined;
+      return;
+    }
     if (this.onCanvas(this.canvas, t.index)) {
+      this.changed = false;
+      this.sendNext = false;
+      this.lastSentTick = t.index;
       metrics.compositeFrames.inc();
       const now = performance.now();
       if (this.lastFrameAt !== undefined) histograms.frameGap.observe((now - this.lastFrameAt) / 1000);

@@ -4,6 +4,8 @@
 // catch-up (audio: every 20 ms block is a packet the receivers count on) fires every missed tick
 // at once, in order, up to `maxCatchUp` of them, and reports only what is beyond that as skipped.
 
+import { noteTickLateness } from "../telemetry/lateness.ts";
+
 export interface Tick {
   index: number;
   /** Scheduled time of this tick (performance.now() ms). */
@@ -61,6 +63,7 @@ export class MediaClock {
     const first = Math.max(this.next, latest - this.maxCatchUp);
     const skipped = first - this.next;
     this.next = latest + 1;
+    if (this.time === realTime) noteTickLateness(now - (this.start + first * this.periodMs));
     try {
       for (let index = first; index <= latest && this.running; index++) {
         const tick: Tick = { index, due: this.start + index * this.periodMs, skipped: index === first ? skipped : 0 };

@@ -81,8 +81,11 @@ export class InProcessOpusDecoder extends EventEmitter<{ samples: [Int16Array] }
 
 /**
  * A mix-minus (or full-mix) encoder: one 20 ms block in, one Opus packet out at once, tagged with the
- * mixer tick it came from. Same settings as the ffmpeg child it replaces: voip, 20 ms, hard CBR,
- * complexity 10 (ffmpeg's default for libopus).
+ * mixer tick it came from. voip, 20 ms, hard CBR, complexity 10 (ffmpeg's default for libopus), and
+ * in-band FEC: each packet can carry a coarse copy of the one before, spent only as far as the loss
+ * its listener reports (setPacketLoss; 0 spends nothing on it). CBR on purpose, and no DTX: packet
+ * sizes that follow speech give away what is said (RFC 6562), and a listener counts on 50 packets
+ * a second.
  */
 export class InProcessOpusEncoder extends EventEmitter<{ packet: [Buffer, number, number]; died: [] }> {
   private enc: Encoder | undefined;
@@ -93,7 +96,19 @@ export class InProcessOpusEncoder extends EventEmitter<{ packet: [Buffer, number
     enc.bitrate = kbps * 1000;
     enc.vbr = false;
     enc.complexity = 10;
+    enc.inband_fec = true;
+    enc.packet_loss = 0;
     this.enc = enc;
+  }
+
+  /** The loss its listener(s) report, in percent: libopus sizes the FEC it adds to it. */
+  setPacketLoss(percent: number): void {
+    const p = Math.max(0, Math.min(30, Math.round(percent)));
+    if (this.enc && this.enc.packet_loss !== p) this.enc.packet_loss = p;
+  }
+
+  get packetLoss(): number {
+    return this.enc?.packet_loss ?? 0;
   }
 
   /** Encodes `pcm` (960 samples) and emits its packet before returning; false once closed. */

@@ -223,6 +223,23 @@ export class Participant extends EventEmitter<{
       t.sender.onRtcp.subscribe(onRtcp);
     } else {
       this.audioTx = t;
+      // Its reports on our audio: the loss its mix-minus encoder's in-band FEC is sized to.
+      const onRtcp = (packet: RtcpPacket) => this.onAudioRtcp(packet);
+      t.receiver.onRtcp.subscribe(onRtcp);
+      t.sender.onRtcp.subscribe(onRtcp);
+    }
+  }
+
+  /** The last two reports' loss on our audio, the larger (a loss burst is not forgotten at once). */
+  private audioLoss: number[] = [];
+
+  private onAudioRtcp(packet: RtcpPacket): void {
+    if (!(packet instanceof RtcpRrPacket || packet instanceof RtcpSrPacket)) return;
+    const ours = this.audioTx?.sender.ssrc;
+    for (const r of packet.reports) {
+      if (r.ssrc !== ours) continue;
+      this.audioLoss = [...this.audioLoss.slice(-1), r.fractionLost / 256];
+      this.seat?.setAudioLoss(Math.max(...this.audioLoss));
     }
   }
 

@@ -120,6 +120,13 @@ export class Room extends EventEmitter<{
    * (a mic-only participant shows the placeholder with its name) and a decoder only for what it
    * sends; a viewer (everything recvonly) only listens and watches.
    */
+  /** The server's overload policy caps the composite's frame rate (undefined: the configured rate). */
+  setFrameRate(fps: number | undefined): void {
+    this.fpsCap = fps;
+    this.mixer?.setFrameRate(fps);
+  }
+  private fpsCap: number | undefined;
+
   private admitMedia(p: Participant, sends: OfferedMedia): MixerSeat {
     this.mixer ??= new Mixer({
       ffmpegPath: this.config.ffmpegPath,
@@ -138,6 +145,7 @@ export class Room extends EventEmitter<{
       voice: { ...VOICE_DEFAULTS, floorHoldMs: this.config.speakerHoldMs, floorMinIntervalMs: this.config.speakerMinSwitchMs },
     });
     this.mixer.setLayout(this.layout.kind, this.layout.pinned);
+    this.mixer.setFrameRate(this.fpsCap);
     this.mixer.onRungChange = () => this.broadcastList();
     // Speaking changes go out on their own (coalesced like lists); tile changes are in the list.
     this.mixer.onActivity = (what) => (what === "tiles" ? this.broadcastList() : this.broadcastSpeakers());

@@ -7,6 +7,8 @@ import type { Config } from "./config.ts";
 import { addCollector, metrics } from "../telemetry/metrics.ts";
 import type { Participant } from "./Participant.ts";
 import { Room, type SeatOptions } from "./Room.ts";
+import { LoadMonitor } from "./LoadMonitor.ts";
+import { LEVEL_FPS } from "./overload.ts";
 
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
@@ -36,12 +38,32 @@ export class Rooms {
       }
       for (const [output, ms] of worst) metrics.outputSendJitter.set(Math.round(ms * 10) / 10, { output });
     });
+    // The overload policy: level 1 refuses joins here, levels 2 and 3 lower every composite's frame rate.
+    this.load = new LoadMonitor(config.overloadCpu);
+    this.load.on("level", () => {
+      for (const r of this.rooms.values()) r.setFrameRate(this.fpsCap);
+    });
     this.offers = new Concurrency(() => config.maxConcurrentOffers, () => config.maxConcurrentOffers * 4);
+  }
+
+  readonly load: LoadMonitor;
+
+  private get fpsCap(): number | undefined {
+    return LEVEL_FPS[this.load.level];
+  }
+
+  /** Over its load budget (overload level 1 and up): this node takes no one new. */
+  get busy(): boolean {
+    return this.load.level >= 1;
   }
 
   /** Seats a participant from `address` in room `roomId`, creating the room if needed; throws AdmissionError. */
   join(roomId: string, name: string, address: string, seat: SeatOptions = {}): Participant {
     const c = this.config;
+    if (this.busy) {
+      metrics.busyRefusals.inc();
+      throw new AdmissionError("server_busy", "the server is overloaded just now; try again in a moment");
+    }
     if (this.participantsTotal >= c.maxParticipantsTotal) throw new AdmissionError("server_full", `the server is full (${c.maxParticipantsTotal} participants)`);
     const mine = this.roomsByAddress.get(address);
     if (!mine?.has(roomId) && (mine?.size ?? 0) >= c.maxRoomsPerIp) {
@@ -78,6 +100,7 @@ export class Rooms {
     let room = this.rooms.get(id);
     if (!room) {
       room = new Room(id, this.config);
+      room.setFrameRate(this.fpsCap);
       const r = room;
       room.once("empty", () => this.drop(r));
       this.rooms.set(id, room);
@@ -96,7 +119,7 @@ export class Rooms {
   /** This node's load and rooms, for its heartbeat in the registry. */
   localState(): LocalState {
     const outputs = this.all().reduce((n, r) => n + Object.keys(r.currentMixer?.outputsInUse ?? {}).length, 0);
-    return { load: { rooms: this.rooms.size, participants: this.participantsTotal, outputs }, rooms: [...this.rooms.keys()] };
+    return { load: { rooms: this.rooms.size, participants: this.participantsTotal, outputs }, rooms: [...this.rooms.keys()], busy: this.busy };
   }
 
   get(id: string): Room | undefined {
@@ -109,6 +132,7 @@ export class Rooms {
 
   close(): void {
     this.stopCollecting();
+    this.load.close();
     for (const r of this.rooms.values()) r.close();
     this.rooms.clear();
   }

@@ -69,7 +69,7 @@ export class Concurrency {
 /** A join refused by a cap or a rule: the code is what the client receives. */
 export class AdmissionError extends Error {
   constructor(
-    readonly code: "server_full" | "too_many_joins" | "room_full" | "forbidden",
+    readonly code: "server_full" | "server_busy" | "too_many_joins" | "room_full" | "forbidden",
     message: string,
   ) {
     super(message);

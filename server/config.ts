@@ -129,6 +129,8 @@ export interface Config {
   // --- Several media nodes (Redis registry; on when REDIS_URL and NODE_URL are both set) ---
   /** How clients and the other nodes reach this node (its signaling and API), e.g. http://10.0.0.5:8080. */
   nodeUrl: string | undefined;
+  /** The overload policy's CPU budget: the process tree's CPU as a fraction of all cores (server/overload.ts). */
+  overloadCpu: number;
   /** This node takes no new rooms while its machine's CPU (0..1 of all cores) is above this. */
   nodeMaxCpu: number;
   /** ...or while it holds this many participants. */
@@ -381,6 +383,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicApi: bool(env, "PUBLIC_API", false),
     nodeUrl: nodeUrl(env),
     nodeMaxCpu: fraction(env, "NODE_MAX_CPU", 0.8),
+    overloadCpu: fraction(env, "OVERLOAD_CPU", 0.85),
     nodeMaxParticipants: int(env, "NODE_MAX_PARTICIPANTS", maxParticipantsTotal, 1, 100_000),
     nodeHeartbeatMs,
     nodeTtlMs,

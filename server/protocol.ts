@@ -70,6 +70,8 @@ export type ErrorCode =
   | "unauthorized"
   | "recording_refused"
   | "server_full"
+  /** Overloaded just now (the overload policy's first step): try again shortly, or another node. */
+  | "server_busy"
   | "too_many_joins"
   | "busy"
   | "offer_timeout"

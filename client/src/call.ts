@@ -56,6 +56,7 @@ function devicesNotice(has: { audio: boolean; video: boolean }, failures: string
 const PLAIN_ERRORS: Record<string, string> = {
   room_full: "This room is full. Try again later or pick another room.",
   server_full: "The server is full right now. Try again in a few minutes.",
+  server_busy: "The server is very busy just now; trying again…",
   too_many_joins: "Too many calls from your network are on this server right now.",
   unauthorized: "This invitation link is missing, expired or not valid. Ask for a new one.",
   not_joined: "The server lost track of this call; reconnecting.",
@@ -65,7 +66,7 @@ const PLAIN_ERRORS: Record<string, string> = {
 /** Errors after which trying again with the same link cannot help: the page stops reconnecting. */
 const FINAL_ERRORS = new Set(["unauthorized", "room_full", "server_full", "too_many_joins"]);
 /** Errors after which a fresh join soon may work. */
-const RETRY_ERRORS = new Set(["busy", "offer_timeout", "rate_limited", "cluster_unavailable", "cluster_full"]);
+const RETRY_ERRORS = new Set(["busy", "server_busy", "offer_timeout", "rate_limited", "cluster_unavailable", "cluster_full"]);
 /** Redirects followed in a row before the page goes back to its own address. */
 const MAX_REDIRECTS = 3;
 

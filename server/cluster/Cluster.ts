@@ -144,6 +144,8 @@ function cpuMeter(): () => number {
 export interface LocalState {
   load: Omit<NodeLoad, "cpu">;
   rooms: string[];
+  /** Overloaded (overload level 1 and up): reported as full, so new rooms are placed on other nodes. */
+  busy?: boolean;
 }
 
 export class Cluster {
@@ -208,9 +210,9 @@ export class Cluster {
 
   private async beat(): Promise<void> {
     if (this.closed) return;
-    const { load, rooms } = this.local();
+    const { load, rooms, busy } = this.local();
     const fields: Record<string, string | number> = {
-      url: this.self.url, cpu: this.cpu().toFixed(3), rooms: load.rooms, participants: load.participants, outputs: load.outputs,
+      url: this.self.url, cpu: (busy ? 2 : this.cpu()).toFixed(3), rooms: load.rooms, participants: load.participants, outputs: load.outputs,
       maxCpu: this.config.nodeMaxCpu, maxParticipants: this.config.nodeMaxParticipants, accepting: this.accepting ? 1 : 0,
     };
     try {

@@ -102,6 +102,8 @@ export class SyntheticParticipant {
   /** The latest decoded composite, rgb24 VIEW_W x VIEW_H. */
   latestFrame: Buffer | undefined;
   decodedFrames = 0;
+  /** When each audio packet from the server arrived (performance.now() ms). */
+  audioPacketTimes: number[] = [];
   private pcm: Buffer[] = [];
   private pcmBytes = 0;
   private sendingVideo = true;
@@ -382,6 +384,7 @@ export class SyntheticParticipant {
 
   private receiveAudio(track: MediaStreamTrack): void {
     this.audioTracksReceived++;
+    track.onReceiveRtp.subscribe(() => this.audioPacketTimes.push(performance.now()));
     if (!this.o.decode) return;
     const ogg = new OggOpusWriter({ channels: 1 });
     const dec = this.spawnDecoder(["-f", "ogg", "-i", "pipe:0", "-f", "s16le", "-ar", "48000", "-ac", "1", "pipe:1"]);

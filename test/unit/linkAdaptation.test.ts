@@ -77,11 +77,12 @@ describe("LinkAdaptation", () => {
     expect(a.report(0, 6000, 100, 70)).toBe(1);
   });
 
-  it("climbs only after 10 s with jitter ≤ 25 ms as well as loss ≤ 2 %", () => {
+  it("climbs only after 10 s with jitter ≤ 40 ms as well as loss ≤ 2 %", () => {
     const a = new LinkAdaptation(3, 1, 0);
     let t = 0;
-    for (let i = 0; i < 20; i++) expect(a.report(0, (t += 1000), 100, 30)).toBeUndefined(); // 30 ms: stays
-    for (let i = 0; i < 9; i++) expect(a.report(0, (t += 1000), 100, 20)).toBeUndefined();
-    expect(a.report(0, (t += 1000), 100, 20)).toBe(0);
+    for (let i = 0; i < 20; i++) expect(a.report(0, (t += 1000), 100, i % 2 ? 45 : 20)).toBeUndefined(); // 45 ms every other report: stays
+    for (let i = 0; i < 9; i++) expect(a.report(0, (t += 1000), 100, 35)).toBeUndefined();
+    // A healthy LTE link (10–40 ms) that went down on a loss burst climbs back.
+    expect(a.report(0, (t += 1000), 100, 35)).toBe(0);
   });
 });

@@ -11,6 +11,7 @@ import { OpusDecoder, TickedOpusEncoder } from "../../mixer/AudioCodecs.ts";
 import { InProcessOpusDecoder, InProcessOpusEncoder, opusBuild } from "../../mixer/opusInProcess.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import { FFMPEG } from "../support/ffmpegRun.ts";
+import { opusHasLbrr } from "../support/opusLbrr.ts";
 import { s16leToInt16, toneLevelsDb } from "../support/tones.ts";
 
 const BLOCK = 960;
@@ -38,8 +39,9 @@ function settled(pcm: Buffer[]): Int16Array {
   return s16leToInt16(Buffer.concat(pcm)).subarray(9600);
 }
 
-function encodeInProcess(blocks: Int16Array[]): { packets: Buffer[]; ticks: number[] } {
+function encodeInProcess(blocks: Int16Array[], lossPercent = 0): { packets: Buffer[]; ticks: number[] } {
   const enc = new InProcessOpusEncoder(32);
+  enc.setPacketLoss(lossPercent);
   closers.push(() => enc.close());
   const packets: Buffer[] = [];
   const ticks: number[] = [];
@@ -152,6 +154,44 @@ describe(`Opus in the server process (libopus, ${opusBuild})`, () => {
     expect(enc.encode(new Int16Array(480), 1)).toBe(false);
     enc.close();
     expect(enc.encode(new Int16Array(BLOCK), 2)).toBe(false);
+  });
+});
+
+/** `blocks` 20 ms blocks of something voice-like: a gliding pitch with two harmonics, its loudness swelling 2.5 times a second. */
+function voice(blocks: number): Int16Array[] {
+  const out: Int16Array[] = [];
+  let phase = 0;
+  for (let b = 0; b < blocks; b++) {
+    const block = new Int16Array(BLOCK);
+    for (let i = 0; i < BLOCK; i++) {
+      const t = (b * BLOCK + i) / 48000;
+      phase += (2 * Math.PI * (300 + 150 * Math.sin(2 * Math.PI * 3 * t))) / 48000;
+      const swell = 0.55 + 0.45 * Math.sin(2 * Math.PI * 2.5 * t);
+      block[i] = Math.round(8192 * swell * (Math.sin(phase) + 0.3 * Math.sin(2 * phase) + 0.2 * Math.sin(3 * phase)));
+    }
+    out.push(block);
+  }
+  return out;
+}
+
+const rmsDb = (s: Int16Array) => 10 * Math.log10(s.reduce((a, x) => a + x * x, 0) / s.length / 32768 ** 2);
+
+describe("in-band FEC for a lossy listener", () => {
+  it("carries a FEC copy of the last block in its packets once its listener reports loss, none before", () => {
+    const lbrrShare = (packets: Buffer[]) => {
+      const flags = packets.slice(10).map(opusHasLbrr);
+      expect(flags.every((f) => f !== undefined), "SILK or hybrid packets (a layer that can carry FEC)").toBe(true);
+      return flags.filter(Boolean).length / flags.length;
+    };
+    const clean = encodeInProcess(voice(150), 0).packets;
+    const lossy = encodeInProcess(voice(150), 15).packets;
+    expect(lbrrShare(clean)).toBe(0);
+    expect(lbrrShare(lossy)).toBeGreaterThan(0.7);
+    // Still hard CBR: the FEC is paid for inside the same 80 bytes, and the voice decodes as loud.
+    expect(new Set(lossy.map((p) => p.length))).toEqual(new Set([80]));
+    const a = decodeInProcess(clean).subarray(9600);
+    const b = decodeInProcess(lossy).subarray(9600);
+    expect(Math.abs(rmsDb(a) - rmsDb(b))).toBeLessThan(1.5);
   });
 });
 

@@ -1,0 +1,68 @@
+// The overload policy on fake time: it climbs one level at a time (busy, then 20 fps, then 15) only
+// after sustained overload, at most once every 2 s, and comes back down by itself, a level per 10 s
+// of calm; a sample between "over" and "calm" holds the level where it is.
+import { describe, expect, it } from "vitest";
+import { DOWN_AFTER_MS, LEVEL_FPS, LOAD_SAMPLE_MS, OverloadPolicy, type LoadSample } from "../../server/overload.ts";
+
+const quiet: LoadSample = { cpuCores: 0.3, loopLagMs: 2, tickLateMs: 1 };
+const hot: LoadSample = { cpuCores: 1.9, loopLagMs: 2, tickLateMs: 1 };
+
+/** Feeds `s` for `ms`, one sample every LOAD_SAMPLE_MS from `t`; returns the levels reached, and the new time. */
+function run(p: OverloadPolicy, s: LoadSample, t: number, ms: number): { levels: number[]; t: number } {
+  const levels: number[] = [];
+  for (const end = t + ms; t < end; ) {
+    t += LOAD_SAMPLE_MS;
+    const l = p.sample(s, t);
+    if (l !== undefined) levels.push(l);
+  }
+  return { levels, t };
+}
+
+describe("the overload policy", () => {
+  it("does not move on one hot sample, nor on a short spike", () => {
+    const p = new OverloadPolicy(1.7, 0);
+    expect(p.sample(hot, 500)).toBeUndefined();
+    expect(p.sample(hot, 1000)).toBeUndefined();
+    expect(p.sample(quiet, 1500)).toBeUndefined();
+    expect(p.sample(hot, 2000)).toBeUndefined();
+    expect(p.level).toBe(0);
+  });
+
+  it("climbs busy → 20 fps → 15 fps under sustained overload, a step at most every 2 s, and stops there", () => {
+    const p = new OverloadPolicy(1.7, 0);
+    const { levels } = run(p, hot, 0, 10_000);
+    expect(levels).toEqual([1, 2, 3]);
+    expect(LEVEL_FPS[1]).toBeUndefined();
+    expect(LEVEL_FPS[2]).toBe(20);
+    expect(LEVEL_FPS[3]).toBe(15);
+    expect(p.lastCause).toBe("cpu");
+  });
+
+  it("counts a lagging event loop and late media ticks as overload too", () => {
+    const lag = new OverloadPolicy(1.7, 0);
+    expect(run(lag, { ...quiet, loopLagMs: 60 }, 0, 2500).levels).toEqual([1]);
+    expect(lag.lastCause).toBe("loop_lag");
+    const late = new OverloadPolicy(1.7, 0);
+    expect(run(late, { ...quiet, tickLateMs: 45 }, 0, 2500).levels).toEqual([1]);
+    expect(late.lastCause).toBe("tick_late");
+  });
+
+  it("comes back down by itself, one level per 10 s of calm", () => {
+    const p = new OverloadPolicy(1.7, 0);
+    let { t } = run(p, hot, 0, 10_000);
+    expect(p.level).toBe(3);
+    const down = run(p, quiet, t, 3 * DOWN_AFTER_MS + 1000);
+    expect(down.levels).toEqual([2, 1, 0]);
+    t = down.t;
+    expect(p.level).toBe(0);
+  });
+
+  it("holds its level while the load is neither over budget nor calm", () => {
+    const p = new OverloadPolicy(1.7, 0);
+    const { t } = run(p, hot, 0, 2500);
+    expect(p.level).toBe(1);
+    // 1.5 cores: under the 1.7 budget, over 80 % of it: not calm.
+    expect(run(p, { ...quiet, cpuCores: 1.5 }, t, 30_000).levels).toEqual([]);
+    expect(p.level).toBe(1);
+  });
+});
