@@ -160,8 +160,13 @@ export class Call {
       return this.scheduleReconnect();
     }
     this.ev.error("");
+    this.joinSentAt = performance.now();
     this.transport.send({ type: "join", room: this.o.room, name: this.o.name, quality: this.o.quality, ...(this.o.token ? { token: this.o.token } : {}) });
   }
+
+  /** When the last join went out (performance.now() ms), and how long after it the first composite frame showed. */
+  joinSentAt: number | undefined;
+  firstFrameMs: number | undefined;
 
   private async onMessage(m: ServerMessage): Promise<void> {
     switch (m.type) {

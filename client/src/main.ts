@@ -140,7 +140,13 @@ function start(room: string, name: string, mode: "call" | "watch"): void {
       },
       stream: (s) => {
         const v = $<HTMLVideoElement>("mixed");
-        if (v.srcObject !== s) v.srcObject = s;
+        if (v.srcObject === s) return;
+        v.srcObject = s;
+        // Join → first composite frame on screen, for the page's own figures (and the tests).
+        const shown = () => call && call.joinSentAt !== undefined && (call.firstFrameMs = performance.now() - call.joinSentAt);
+        const rvfc = (v as HTMLVideoElement & { requestVideoFrameCallback?: (cb: () => void) => void }).requestVideoFrameCallback;
+        if (rvfc) rvfc.call(v, shown);
+        else v.addEventListener("loadeddata", shown, { once: true });
       },
     },
   );

@@ -76,6 +76,7 @@ describe("loadConfig defaults", () => {
       publicApi: false,
       nodeUrl: undefined,
       nodeMaxCpu: 0.8,
+      overloadCpu: 0.85,
       nodeMaxParticipants: 64,
       nodeHeartbeatMs: 1000,
       nodeTtlMs: 3000,

@@ -1,0 +1,139 @@
+// Two Chromium pages and a Firefox page in one call, first on a quiet machine, then with busy
+// processes taking most of both cores: every page keeps the top rung (720p), hears 50 Opus packets
+// a second, plays the composite at ≥ 20 fps with no frame gap of 500 ms, and a pin shows on every
+// page within a second. Quiet, the composite plays at full rate and a join shows its first
+// composite frame within 1.5 s.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLoad, type LoadHarness } from "../support/loadHarness.ts";
+import { startBrowserTestServer } from "./testServer.ts";
+import { openFirefoxParticipant } from "./firefox.ts";
+import { openParticipant, pageLargeTileColor, pageTileColors, waitFor, waitForPageTiles, type BrowserParticipant } from "./pages.ts";
+
+let server: Awaited<ReturnType<typeof startBrowserTestServer>>;
+let load: LoadHarness | undefined;
+let pages: BrowserParticipant[] = [];
+const ROOM = "busy-browsers";
+beforeAll(async () => {
+  server = await startBrowserTestServer("busy");
+}, 60_000);
+afterAll(async () => {
+  await load?.stop();
+  await Promise.all(pages.map((p) => p.close()));
+  await server?.stop();
+});
+
+interface Reading {
+  audioPackets: number;
+  framesDecoded: number;
+  frameHeight: number;
+  /** When the page presented each composite frame since the last reading (performance.now() ms). */
+  frameTimes: number[];
+  now: number;
+}
+
+/** Installs a frame-time collector on #mixed (requestVideoFrameCallback: Chromium and Firefox alike). */
+function watchFrames(p: BrowserParticipant): Promise<void> {
+  return p.evaluate(() => {
+    const w = window as any;
+    if (w.__frames) return;
+    w.__frames = [] as number[];
+    const v = document.getElementById("mixed") as HTMLVideoElement & { requestVideoFrameCallback(cb: (now: number) => void): void };
+    const each = (now: number) => {
+      w.__frames.push(now);
+      v.requestVideoFrameCallback(each);
+    };
+    v.requestVideoFrameCallback(each);
+  });
+}
+
+function read(p: BrowserParticipant): Promise<Reading> {
+  return p.evaluate(async () => {
+    const w = window as any;
+    const stats = await (w.mixroom.pc as RTCPeerConnection).getStats();
+    const r = { audioPackets: 0, framesDecoded: 0, frameHeight: 0, frameTimes: w.__frames.splice(0) as number[], now: performance.now() };
+    stats.forEach((s: any) => {
+      if (s.type !== "inbound-rtp") return;
+      if (s.kind === "audio") r.audioPackets = s.packetsReceived ?? 0;
+      if (s.kind === "video") {
+        r.framesDecoded = s.framesDecoded ?? 0;
+        r.frameHeight = s.frameHeight ?? 0;
+      }
+    });
+    return r;
+  });
+}
+
+/** Over `ms`: each page's audio packets a second, decoded frames a second, longest presented-frame gap, and its lowest frame height. */
+async function measure(ms: number): Promise<{ id: string; audioPerS: number; fps: number; gapMs: number; minHeight: number }[]> {
+  const start = await Promise.all(pages.map(read));
+  const minHeight = start.map((r) => r.frameHeight);
+  const times: number[][] = pages.map(() => []);
+  for (let t = 0; t < ms; t += 1000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = await Promise.all(pages.map(read));
+    now.forEach((r, i) => {
+      minHeight[i] = Math.min(minHeight[i]!, r.frameHeight);
+      times[i]!.push(...r.frameTimes);
+    });
+  }
+  const end = await Promise.all(pages.map(read));
+  return pages.map((p, i) => {
+    const s = start[i]!;
+    const e = end[i]!;
+    const f = [...times[i]!, ...e.frameTimes];
+    let gap = 0;
+    for (let k = 1; k < f.length; k++) gap = Math.max(gap, f[k]! - f[k - 1]!);
+    const seconds = (e.now - s.now) / 1000;
+    return { id: p.id, audioPerS: (e.audioPackets - s.audioPackets) / seconds, fps: (e.framesDecoded - s.framesDecoded) / seconds, gapMs: gap, minHeight: minHeight[i]! };
+  });
+}
+
+/** How long after a layout request every page shows `color` large (ms). */
+async function pinShowsWithin(participantId: string, color: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await fetch(`${server.url}/api/rooms/${ROOM}/layout`, { method: "PUT", body: JSON.stringify({ layout: "pinned", participant: participantId }) });
+  expect(r.status).toBe(200);
+  await Promise.all(pages.map((p) => waitFor(`${p.id} shows the pin`, async () => (await pageLargeTileColor(p)) === color, 5000)));
+  const ms = performance.now() - t0;
+  await fetch(`${server.url}/api/rooms/${ROOM}/layout`, { method: "PUT", body: JSON.stringify({ layout: "grid" }) });
+  return ms;
+}
+
+describe("a call of Chromium and Firefox pages", () => {
+  it("quiet: full frame rate, full sound, the top rung", async () => {
+    const q = (id: string) => `room=${ROOM}&name=${id}&processing=off`;
+    pages = [await openParticipant(server.url, "p0", q("p0")), await openParticipant(server.url, "p1", q("p1")), await openFirefoxParticipant(server.url, "ff", q("ff"))];
+    for (const p of pages.slice(0, 2)) await waitForPageTiles(p, ["p0", "p1"], 30_000);
+    await waitFor("Firefox sees red and green", async () => {
+      const c = await pageTileColors(pages[2]!, 3);
+      return c[0] === "red" && c[1] === "green";
+    }, 30_000);
+    for (const p of pages) await watchFrames(p);
+    const quiet = await measure(6000);
+    if (process.env.DEBUG_TEST) console.log({ quiet });
+    for (const r of quiet) {
+      expect(r.minHeight, `${r.id} on the top rung`).toBe(720);
+      expect(r.audioPerS, `${r.id} audio packets a second`).toBeGreaterThanOrEqual(49.5);
+      expect(r.fps, `${r.id} frames a second`).toBeGreaterThanOrEqual(27);
+      expect(r.gapMs, `${r.id} longest frame gap`).toBeLessThan(300);
+    }
+  }, 120_000);
+
+  it("busy machine: every page keeps 720p, 50 packets/s, >= 20 fps with no 500 ms gap, and a pin lands within 1 s", async () => {
+    load = startLoad();
+    await new Promise((r) => setTimeout(r, 3000));
+    const busy = await measure(12_000);
+    const p1Id = await pages[1]!.evaluate(() => (window as any).mixroom.participantId as string);
+    const pinMs = await pinShowsWithin(p1Id, "green");
+    if (process.env.DEBUG_TEST) console.log({ busy, pinMs, level: server.rooms.load.level, sample: server.rooms.load.last });
+    for (const r of busy) {
+      expect(r.minHeight, `${r.id} on the top rung`).toBe(720);
+      expect(r.audioPerS, `${r.id} audio packets a second`).toBeGreaterThanOrEqual(49.5);
+      expect(r.fps, `${r.id} frames a second`).toBeGreaterThanOrEqual(20);
+      expect(r.gapMs, `${r.id} longest frame gap`).toBeLessThan(500);
+    }
+    expect(pinMs, "a pin shows on every page (ms)").toBeLessThan(1000);
+    await load.stop();
+    load = undefined;
+  }, 120_000);
+});
