@@ -262,10 +262,12 @@ export class VideoCompositor {
     if (this.layoutDirty) this.applyLayout();
     const { width: W, height: H } = this.s;
     const now = performance.now();
+    let live = false;
     for (const slot of this.slots) {
       const r = slot.rect!;
       const f = slot.input.latest;
       const stalled = !f || slot.input.cameraOff || now - f.at > this.s.stallTimeoutMs;
+      live ||= !stalled;
       if (stalled) {
         if (!slot.showingPlaceholder) {
           this.changed = true;
@@ -288,9 +290,10 @@ export class VideoCompositor {
       slot.drawnSeq = f.seq;
       slot.showingPlaceholder = false;
     }
-    // Nothing moved (cameras off, mic-only rooms, stalled inputs): the same picture is encoded once
-    // a second, not 30 times; a keyframe request or a new output sends the next tick at once.
-    if (!this.changed && !this.sendNext && !this.wantsFrame?.() && t.index - this.lastSentTick < STILL_REFRESH_TICKS(this.s.fps)) {
+    // No live camera (cameras off, mic-only rooms, stalled inputs) and nothing redrawn: the same
+    // picture is encoded once a second, not 30 times; a keyframe request or a new output sends the
+    // next tick at once. A live camera keeps the full rate, whenever its frames come.
+    if (!live && !this.changed && !this.sendNext && !this.wantsFrame?.() && t.index - this.lastSentTick < STILL_REFRESH_TICKS(this.s.fps)) {
       metrics.compositeFramesSkipped.inc({ reason: "still" });
       this.lastFrameAt = undefined;
       return;

@@ -7,19 +7,32 @@
 // The rule, per output (a codec at a rung):
 // - the server's own send jitter is measured exactly as a receiver measures it (RFC 3550's
 //   estimator), on the time each frame's packets go to the wire against their RTP timestamp;
-// - the common share is the larger of that and the least any *other* receiver of the output
-//   reported in the last REPORT_FRESH_MS (if every receiver sees it, no link is to blame);
+// - the common share of jitter is the larger of that and the median of what the *other* receivers
+//   of the output reported in the last REPORT_FRESH_MS (what most receivers see is no one link's);
+//   of loss, the least any other receiver reported (loss is rarely anyone's but a link's);
 // - a receiver's own jitter is what remains once the common share is taken out, as independent
-//   variations add: sqrt(reported² − common²); its own loss is its loss minus the least loss another
-//   receiver of the output reported.
+//   variations add: sqrt(reported² − common²) — but only when it stands out, at STANDS_OUT × the
+//   common share or more; short of that it has none of its own. Browsers starved of CPU on a busy
+//   machine report 120–230 ms each with nothing lost, within 1–2.8× of one another; a link that
+//   really stalls and bursts reports 60 ms where the others report 5–10. Its own loss is its loss
+//   minus the least loss another receiver of the output reported.
 // A receiver alone on its output is judged against the server's send jitter only.
 
 /** Other receivers' reports older than this no longer say what the output's packets go through. */
 export const REPORT_FRESH_MS = 5000;
+/** A receiver's jitter is its own link's only when it is at least this many times the common share. */
+export const STANDS_OUT = 3;
 
 export interface LinkReading {
   loss: number;
   jitterMs: number;
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** RFC 3550 §6.4.1 interarrival jitter, in ms, of the times our packets leave against their timestamps. */
@@ -54,7 +67,7 @@ export class OutputLinkShare {
   /** Receiver `id` of this output reported `r` at `now`: its own share of it. */
   judge(id: string, r: LinkReading, now: number): LinkReading & { common: LinkReading } {
     this.reports.set(id, { ...r, at: now });
-    let othersJitter = Infinity;
+    const jitters: number[] = [];
     let othersLoss = Infinity;
     for (const [other, o] of this.reports) {
       if (other === id) continue;
@@ -62,15 +75,16 @@ export class OutputLinkShare {
         this.reports.delete(other);
         continue;
       }
-      othersJitter = Math.min(othersJitter, o.jitterMs);
+      jitters.push(o.jitterMs);
       othersLoss = Math.min(othersLoss, o.loss);
     }
     const common = {
-      jitterMs: Math.max(this.send.ms, Number.isFinite(othersJitter) ? othersJitter : 0),
+      jitterMs: Math.max(this.send.ms, median(jitters)),
       loss: Number.isFinite(othersLoss) ? othersLoss : 0,
     };
+    const standsOut = r.jitterMs >= STANDS_OUT * common.jitterMs;
     return {
-      jitterMs: Math.sqrt(Math.max(0, r.jitterMs ** 2 - common.jitterMs ** 2)),
+      jitterMs: standsOut ? Math.sqrt(r.jitterMs ** 2 - common.jitterMs ** 2) : 0,
       loss: Math.max(0, r.loss - common.loss),
       common,
     };

@@ -5,18 +5,21 @@
 //     reported full, so new rooms are placed elsewhere);
 //   2 the composite at 20 fps (every room; frames are left out evenly, counted);
 //   3 the composite at 15 fps.
-// Over budget: the process tree's CPU above OVERLOAD_CPU of the machine's cores, or the event loop
-// behind by 40 ms on average, or media ticks firing late (p90 above 30 ms). Up one level after 4
-// over-budget samples in a row (2 s: a burst of joins is not overload), at most once every 2 s;
-// down one level after 10 s with every
+// Over budget: the process tree's CPU above OVERLOAD_CPU of the machine's cores, or — while the tree
+// uses at least half that budget — the event loop behind by 50 ms on average, or media ticks firing
+// late (p90 above 50 ms). Up one level after 10
+// over-budget samples in a row (5 s: a burst of joins, or browsers starting on the same machine,
+// is not overload), at most once every 3 s; down one level after 10 s with every
 // sample well inside (CPU under 80 % of the budget, lag and lateness under half their limits).
 // Pure: samples and time come in as arguments.
 
 export const LOAD_SAMPLE_MS = 500;
-export const MAX_LOOP_LAG_MS = 40;
-export const MAX_TICK_LATE_MS = 30;
-export const UP_AFTER_SAMPLES = 4;
-export const UP_SPACING_MS = 2000;
+export const MAX_LOOP_LAG_MS = 50;
+export const MAX_TICK_LATE_MS = 50;
+export const UP_AFTER_SAMPLES = 10;
+/** Lateness counts as overload only while the tree uses at least this share of its CPU budget. */
+export const BUSY_SHARE = 0.5;
+export const UP_SPACING_MS = 3000;
 export const DOWN_AFTER_MS = 10_000;
 /** The composite frame rate at each level (level 0 and 1: the configured rate). */
 export const LEVEL_FPS = [undefined, undefined, 20, 15] as const;
@@ -56,6 +59,10 @@ export class OverloadPolicy {
   /** Why `s` is over budget, or undefined when it is not. */
   overBy(s: LoadSample): OverloadCause | undefined {
     if (s.cpuCores > this.cpuBudgetCores) return "cpu";
+    // Lateness while the server itself uses little CPU is not its work outgrowing the machine: a
+    // stall (a synchronous call of whoever shares the process) or other programs taking the cores,
+    // which shedding our own media would not mend (NODE_MAX_CPU keeps a busy machine's node from new rooms).
+    if (s.cpuCores < BUSY_SHARE * this.cpuBudgetCores) return undefined;
     if (s.loopLagMs > MAX_LOOP_LAG_MS) return "loop_lag";
     if (s.tickLateMs > MAX_TICK_LATE_MS) return "tick_late";
     return undefined;
@@ -75,7 +82,6 @@ export class OverloadPolicy {
       if (this.overRun >= UP_AFTER_SAMPLES && this.level < MAX_LEVEL && now - this.lastUpAt >= UP_SPACING_MS) {
         this.level++;
         this.lastUpAt = now;
-        this.overRun = 0;
         return this.level;
       }
       return undefined;

@@ -95,12 +95,12 @@ describe("the overload policy", () => {
     try {
       await viewer.join();
       const steps0 = metrics.overloadSteps.get({ direction: "up", to: "3" });
-      await waitFor("level 1", () => server!.rooms.load.level >= 1, 5000);
+      await waitFor("level 1", () => server!.rooms.load.level >= 1, 8000);
       const late = new SyntheticParticipant({ url: server.url, room: "hot", name: "late", ...fixturePaths("p1", "pattern") });
       ps.push(late);
       await expect(late.join()).rejects.toThrow(/server_busy/);
       expect(metrics.busyRefusals.get()).toBeGreaterThan(0);
-      await waitFor("level 3", () => server!.rooms.load.level === 3, 10_000);
+      await waitFor("level 3", () => server!.rooms.load.level === 3, 12_000);
       expect(metrics.overloadSteps.get({ direction: "up", to: "3" })).toBe(steps0 + 1);
       await sleep(1000);
       const t = performance.now();

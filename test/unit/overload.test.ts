@@ -1,5 +1,5 @@
 // The overload policy on fake time: it climbs one level at a time (busy, then 20 fps, then 15) only
-// after sustained overload, at most once every 2 s, and comes back down by itself, a level per 10 s
+// after sustained overload (5 s), at most once every 3 s, and comes back down by itself, a level per 10 s
 // of calm; a sample between "over" and "calm" holds the level where it is.
 import { describe, expect, it } from "vitest";
 import { DOWN_AFTER_MS, LEVEL_FPS, LOAD_SAMPLE_MS, OverloadPolicy, type LoadSample } from "../../server/overload.ts";
@@ -24,13 +24,13 @@ describe("the overload policy", () => {
     expect(p.sample(hot, 500)).toBeUndefined();
     expect(p.sample(hot, 1000)).toBeUndefined();
     expect(p.sample(quiet, 1500)).toBeUndefined();
-    expect(p.sample(hot, 2000)).toBeUndefined();
+    expect(run(p, hot, 2000, 4000).levels).toEqual([]); // 4 s hot: a burst of joins, browsers starting
     expect(p.level).toBe(0);
   });
 
-  it("climbs busy → 20 fps → 15 fps under sustained overload, a step at most every 2 s, and stops there", () => {
+  it("climbs busy → 20 fps → 15 fps under sustained overload, a step at most every 3 s, and stops there", () => {
     const p = new OverloadPolicy(1.7, 0);
-    const { levels } = run(p, hot, 0, 10_000);
+    const { levels } = run(p, hot, 0, 12_000);
     expect(levels).toEqual([1, 2, 3]);
     expect(LEVEL_FPS[1]).toBeUndefined();
     expect(LEVEL_FPS[2]).toBe(20);
@@ -38,18 +38,22 @@ describe("the overload policy", () => {
     expect(p.lastCause).toBe("cpu");
   });
 
-  it("counts a lagging event loop and late media ticks as overload too", () => {
+  it("counts a lagging event loop and late media ticks as overload too, while the server is busy itself", () => {
+    const working = { ...quiet, cpuCores: 1.0 };
     const lag = new OverloadPolicy(1.7, 0);
-    expect(run(lag, { ...quiet, loopLagMs: 60 }, 0, 2500).levels).toEqual([1]);
+    expect(run(lag, { ...working, loopLagMs: 60 }, 0, 5000).levels).toEqual([1]);
     expect(lag.lastCause).toBe("loop_lag");
     const late = new OverloadPolicy(1.7, 0);
-    expect(run(late, { ...quiet, tickLateMs: 45 }, 0, 2500).levels).toEqual([1]);
+    expect(run(late, { ...working, tickLateMs: 60 }, 0, 5000).levels).toEqual([1]);
     expect(late.lastCause).toBe("tick_late");
+    // Stalled while using little CPU (a blocking call beside it, other programs on the cores): not its overload.
+    const stalled = new OverloadPolicy(1.7, 0);
+    expect(run(stalled, { cpuCores: 0.15, loopLagMs: 270, tickLateMs: 430 }, 0, 20_000).levels).toEqual([]);
   });
 
   it("comes back down by itself, one level per 10 s of calm", () => {
     const p = new OverloadPolicy(1.7, 0);
-    let { t } = run(p, hot, 0, 10_000);
+    let { t } = run(p, hot, 0, 12_000);
     expect(p.level).toBe(3);
     const down = run(p, quiet, t, 3 * DOWN_AFTER_MS + 1000);
     expect(down.levels).toEqual([2, 1, 0]);
@@ -59,7 +63,7 @@ describe("the overload policy", () => {
 
   it("holds its level while the load is neither over budget nor calm", () => {
     const p = new OverloadPolicy(1.7, 0);
-    const { t } = run(p, hot, 0, 2500);
+    const { t } = run(p, hot, 0, 5000);
     expect(p.level).toBe(1);
     // 1.5 cores: under the 1.7 budget, over 80 % of it: not calm.
     expect(run(p, { ...quiet, cpuCores: 1.5 }, t, 30_000).levels).toEqual([]);
