@@ -206,6 +206,7 @@ async function measureServer(n: number): Promise<ServerPoint> {
       clientCores: (c1.user + c1.system) / 1e6 / usage.wallS,
       otherCores: otherCores(usage, c1),
       metricsDelta,
+      overloadLevel: m1["mcu_overload_level"],
       serverLog: server.logLines,
       recording: n === recordAt
         ? await measureRecordingCost({

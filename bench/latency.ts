@@ -42,6 +42,7 @@ import { quantile, toneEnvelope, toneOnsets } from "../test/support/tones.ts";
 export interface LatencyStats {
   /** Milliseconds. */
   median: number;
+  p90: number;
   p95: number;
   /** Flips measured. */
   n: number;
@@ -116,7 +117,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => undefined)]);
 
 function stats(xs: number[]): LatencyStats {
-  return { median: quantile(xs, 0.5), p95: quantile(xs, 0.95), n: xs.length };
+  return { median: quantile(xs, 0.5), p90: quantile(xs, 0.9), p95: quantile(xs, 0.95), n: xs.length };
 }
 
 function s16(buf: Buffer): Int16Array {

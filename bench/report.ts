@@ -76,6 +76,8 @@ export interface ServerPoint {
   /** Machine CPU used by processes outside the benchmark during the window, cores (noise). */
   otherCores: number;
   metricsDelta: Record<string, number>;
+  /** The server's overload level at the end of the window (mcu_overload_level). */
+  overloadLevel?: number;
   serverLog: string[];
   profile?: ReturnType<typeof summariseProfile> & { file: string };
   /** Recording off/on windows in the same room (only at --record-at n). */
@@ -212,6 +214,17 @@ export function printTables(log: (m: string) => void, points: Point[], derived: 
     `by unrelated processes during the server/baseline windows (cores).`);
 
   log("");
+  log("The media plane's own health over the same window (from /metrics; steady state: encoder spawns must be 0)");
+  const md = (p: Point, k: string) => String(p.server?.metricsDelta[k] ?? 0);
+  table(log,
+    ["n", "encoder spawns", "audio ticks skipped", "audio ticks caught up", "video ticks late", "frames left out: overload", "still", "encoder busy", "overload level"],
+    points.map((p) => [
+      String(p.n), md(p, 'mcu_composite_encoder_spawns_total'), md(p, "mcu_audio_ticks_skipped_total"), md(p, "mcu_audio_ticks_caught_up_total"),
+      md(p, "mcu_composite_late_ticks_total"), md(p, 'mcu_composite_frames_skipped_total{reason="overload"}'), md(p, 'mcu_composite_frames_skipped_total{reason="still"}'),
+      md(p, 'mcu_composite_frames_skipped_total{reason="encoder_busy"}'), p.server?.overloadLevel === undefined ? "-" : String(p.server.overloadLevel),
+    ]));
+
+  log("");
   log(`Client side, per participant: MCU as measured, beside what an SFU or a mesh would need for the same room (from the measured uplinks)`);
   const cs = (c: ClientSide | undefined) => (c ? [`${c.streamsUp}/${c.streamsDown}`, `${f(c.upKbps, 0)}/${f(c.downKbps, 0)}`, f(c.decodeMpxS, 1)] : ["-", "-", "-"]);
   table(log,
@@ -225,9 +238,9 @@ export function printTables(log: (m: string) => void, points: Point[], derived: 
   const lat = points.filter((p) => p.latency);
   if (!lat.length) return;
   log("");
-  table(log, ["n", "video ms median", "video p95", "audio ms median", "audio p95", "A/V offset ms"],
-    lat.map((p) => [String(p.n), f(p.latency!.video.median, 1), f(p.latency!.video.p95, 1), f(p.latency!.audio.median, 1),
-      f(p.latency!.audio.p95, 1), f(p.latency!.avOffsetMs, 1)]));
+  table(log, ["n", "video ms median", "video p90", "video p95", "audio ms median", "audio p90", "audio p95", "A/V offset ms"],
+    lat.map((p) => [String(p.n), f(p.latency!.video.median, 1), f(p.latency!.video.p90, 1), f(p.latency!.video.p95, 1), f(p.latency!.audio.median, 1),
+      f(p.latency!.audio.p90, 1), f(p.latency!.audio.p95, 1), f(p.latency!.avOffsetMs, 1)]));
   log(`Latency end to end (sender werift → server mix → receiver werift + decode, loopback): from sending a picture/tone flip ` +
     `to seeing it in the composite / hearing it in the mix; A/V offset = video − audio (> 0: picture later than sound).`);
 }

@@ -131,6 +131,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
 
   private spawn(): Child {
     this.spawns++;
+    metrics.encoderSpawns.inc();
     const proc = new FfmpegProcess(this.s.ffmpegPath, "composite-encoder", rungArgs(this.s, this.r));
     const child: Child = { proc, reader: this.s.codec === "h264" ? h264Reader() : new IvfReader(), ticks: [], out: 0, firstTick: undefined };
     proc.write(this.header);

@@ -40,6 +40,8 @@ export interface CompositorSettings extends EncoderSettings {
   stallTimeoutMs: number;
   /** Name labels on the tiles (default on). */
   labels?: boolean;
+  /** Encodes a second of a composite with no live camera and nothing redrawn (default 1; fps or more: every tick). */
+  stillFps?: number;
 }
 
 /** Label and highlight geometry for a canvas `height` px high: readable when the canvas is shown at half size. */
@@ -48,8 +50,8 @@ export function overlayMetrics(height: number): { fontSize: number; margin: numb
   return { fontSize, margin: 2 * Math.round(fontSize / 6), border: Math.max(2, 2 * Math.round(height / 360)) };
 }
 
-/** A composite where nothing changed is still encoded once a second (ticks at `fps`). */
-const STILL_REFRESH_TICKS = (fps: number) => Math.round(fps);
+/** Ticks between two encodes of a composite where nothing changes: `stillFps` a second at `fps`. */
+const stillRefreshTicks = (s: CompositorSettings) => Math.max(1, Math.round(s.fps / (s.stillFps ?? 1)));
 
 export class VideoCompositor {
   private readonly canvas: Buffer;
@@ -293,7 +295,7 @@ export class VideoCompositor {
     // No live camera (cameras off, mic-only rooms, stalled inputs) and nothing redrawn: the same
     // picture is encoded once a second, not 30 times; a keyframe request or a new output sends the
     // next tick at once. A live camera keeps the full rate, whenever its frames come.
-    if (!live && !this.changed && !this.sendNext && !this.wantsFrame?.() && t.index - this.lastSentTick < STILL_REFRESH_TICKS(this.s.fps)) {
+    if (!live && !this.changed && !this.sendNext && !this.wantsFrame?.() && t.index - this.lastSentTick < stillRefreshTicks(this.s)) {
       metrics.compositeFramesSkipped.inc({ reason: "still" });
       this.lastFrameAt = undefined;
       return;

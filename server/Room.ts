@@ -142,6 +142,7 @@ export class Room extends EventEmitter<{
       stallTimeoutMs: this.config.stallTimeoutMs,
       rungs: this.config.outputRungs,
       labels: this.config.labels,
+      stillFps: this.config.stillFps,
       voice: { ...VOICE_DEFAULTS, floorHoldMs: this.config.speakerHoldMs, floorMinIntervalMs: this.config.speakerMinSwitchMs },
     });
     this.mixer.setLayout(this.layout.kind, this.layout.pinned);

@@ -129,6 +129,8 @@ export interface Config {
   // --- Several media nodes (Redis registry; on when REDIS_URL and NODE_URL are both set) ---
   /** How clients and the other nodes reach this node (its signaling and API), e.g. http://10.0.0.5:8080. */
   nodeUrl: string | undefined;
+  /** Encodes a second of a composite with no live camera and nothing redrawn (OUTPUT_FPS or more: every tick). */
+  stillFps: number;
   /** The overload policy's CPU budget: the process tree's CPU as a fraction of all cores (server/overload.ts). */
   overloadCpu: number;
   /** This node takes no new rooms while its machine's CPU (0..1 of all cores) is above this. */
@@ -384,6 +386,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeUrl: nodeUrl(env),
     nodeMaxCpu: fraction(env, "NODE_MAX_CPU", 0.8),
     overloadCpu: fraction(env, "OVERLOAD_CPU", 0.85),
+    stillFps: int(env, "STILL_FPS", 1, 1, 120),
     nodeMaxParticipants: int(env, "NODE_MAX_PARTICIPANTS", maxParticipantsTotal, 1, 100_000),
     nodeHeartbeatMs,
     nodeTtlMs,

@@ -77,6 +77,7 @@ describe("loadConfig defaults", () => {
       nodeUrl: undefined,
       nodeMaxCpu: 0.8,
       overloadCpu: 0.85,
+      stillFps: 1,
       nodeMaxParticipants: 64,
       nodeHeartbeatMs: 1000,
       nodeTtlMs: 3000,
