@@ -21,6 +21,7 @@ import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
 import { formatRecordingCost, measureRecordingCost } from "./recording.ts";
 import { renderSvg } from "./plot.ts";
+import { serverRole } from "./roles.ts";
 import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
 import { derive, printTables, rtpCounters, rtpWindow, type BaselinePoint, type Geometry, type Point, type ServerPoint } from "./report.ts";
 import { ROOT, startServerProcess } from "./server.ts";
@@ -123,22 +124,6 @@ async function waitIdle(what: string): Promise<void> {
     if (!said) log(`  waiting for the machine to go idle (${busy.toFixed(2)} cores used by others)…`);
     said = true;
   }
-}
-/** Role of a process in the server's tree, from its argv (see mixer/*.ts for the ffmpeg arguments). */
-function serverRole(root: number) {
-  return (pid: number, argv: string[]): string => {
-    const a = argv.join(" ");
-    if (pid === root) return "node";
-    if (a.includes("-f matroska")) return "recorder";
-    if (a.includes("-progress pipe:1")) return "post-processing";
-    const rung = a.includes("split=") ? " (all rungs)" : a.includes("-vf scale=") ? " (lower rung)" : "";
-    if (a.includes("libvpx")) return `vp8 encoder${rung}`;
-    if (a.includes("libx264")) return `h264 encoder${rung}`;
-    if (a.includes("libopus")) return "opus encoders";
-    if (a.includes("-f ivf -i pipe:0") || a.includes("-f h264 -i pipe:0")) return "tile decoders";
-    if (a.includes("-f ogg -i pipe:0")) return "opus decoders";
-    return argv[0]?.split("/").pop() ?? "?";
-  };
 }
 const fmtRoles = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
 const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms / 1000).then(() => undefined)]);

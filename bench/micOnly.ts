@@ -2,14 +2,15 @@
 // after still composites are encoded once a second instead of 30 times: the server's whole tree
 // with STILL_FPS=30 (every tick encoded, as before) and STILL_FPS=1 (the default), interleaved in
 // one run, beside ffmpeg alone doing the same audio work (n Opus inputs mixed and encoded once).
-// Run: npm run bench:mic-only [-- --participants 24 --duration 10 --rounds 2]
+// Run: npm run bench:mic-only [-- --participants 24 --duration 10 --rounds 2 --talkers turns|all]
 import { parseArgs } from "node:util";
-import { fixturePaths, PARTICIPANTS } from "../fixtures/participants.ts";
+import { fixturePaths, PARTICIPANTS, turnsAudioPath } from "../fixtures/participants.ts";
 import { generateFixtures } from "../fixtures/generate.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
 import { reapGroup, spawnGroup } from "./children.ts";
 import { TreeSampler } from "./proctree.ts";
+import { serverRole } from "./roles.ts";
 import { startServerProcess } from "./server.ts";
 
 const { values: args } = parseArgs({ options: {
@@ -17,15 +18,20 @@ const { values: args } = parseArgs({ options: {
   duration: { type: "string", default: "10" },
   warmup: { type: "string", default: "6" },
   rounds: { type: "string", default: "2" },
+  talkers: { type: "string", default: "turns" },
 } });
 const n = Number(args.participants);
 const durationS = Number(args.duration);
 const warmupS = Number(args.warmup);
 const config = loadConfig(process.env);
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
-const audioOf = (k: number) => fixturePaths(PARTICIPANTS[k % PARTICIPANTS.length]!.id, "pattern");
+/** Each mic's sound: voices taking 2 s turns as in a meeting (default), or everyone at once (--talkers all). */
+const audioOf = (k: number) => {
+  const id = PARTICIPANTS[k % PARTICIPANTS.length]!.id;
+  return { ...fixturePaths(id, "pattern"), ...(args.talkers === "turns" ? { audio: turnsAudioPath(id) } : {}) };
+};
 
-async function serverRoom(stillFps: number): Promise<{ cores: number; encoder: number; fps: number }> {
+async function serverRoom(stillFps: number): Promise<{ cores: number; byRole: Record<string, number>; fps: number }> {
   const server = await startServerProcess({ size: "1280x720", maxParticipants: n, env: { STILL_FPS: String(stillFps), MAX_PARTICIPANTS_TOTAL: String(n + 8) } });
   const parts: SyntheticParticipant[] = [];
   try {
@@ -36,12 +42,11 @@ async function serverRoom(stillFps: number): Promise<{ cores: number; encoder: n
     }
     await sleep(warmupS);
     const f0 = parts[0]!.frameTimes.length;
-    const sampler = new TreeSampler(server.pid);
+    const sampler = new TreeSampler(server.pid, serverRole(server.pid));
     sampler.start();
     await sleep(durationS);
     const u = sampler.stop();
-    const encoder = Object.entries(u.byRole).filter(([role]) => role.includes("libvpx") || role.includes("composite")).reduce((a, [, c]) => a + c, 0);
-    return { cores: u.cores, encoder, fps: (parts[0]!.frameTimes.length - f0) / u.wallS };
+    return { cores: u.cores, byRole: u.byRole, fps: (parts[0]!.frameTimes.length - f0) / u.wallS };
   } finally {
     await Promise.all(parts.map((p) => p.close().catch(() => {})));
     await server.stop();
@@ -72,7 +77,9 @@ for (let round = 1; round <= Number(args.rounds); round++) {
   const after = await serverRoom(1);
   const alone = await ffmpegAlone();
   rows.push({ round, before, after, alone });
+  const roles = (r: Record<string, number>) => Object.entries(r).filter(([, c]) => c >= 0.005).map(([k, c]) => `${k} ${c.toFixed(3)}`).join(", ");
+  console.log(`  by process, STILL_FPS=30: ${roles(before.byRole)}\n  by process, STILL_FPS=1: ${roles(after.byRole)}`);
   console.log(`round ${round}: STILL_FPS=30 ${before.cores.toFixed(3)} cores (composite ${before.fps.toFixed(1)} fps) · STILL_FPS=1 ${after.cores.toFixed(3)} cores (${after.fps.toFixed(1)} fps) · after/before ${(after.cores / before.cores).toFixed(2)} · ffmpeg alone ${alone.toFixed(3)} · after/alone ${(after.cores / alone).toFixed(2)}`);
 }
-console.log(`rerun: npm run bench:mic-only -- --participants ${n} --duration ${durationS} --rounds ${args.rounds}`);
+console.log(`rerun: npm run bench:mic-only -- --participants ${n} --duration ${durationS} --rounds ${args.rounds} --talkers ${args.talkers}`);
 process.exit(0);
