@@ -93,6 +93,16 @@ async function measure(ms: number): Promise<{ id: string; audioPerS: number; fps
   });
 }
 
+/** What the server owes every page: the top rung, 50 audio packets a second, and frames that keep coming. */
+function expectServed(readings: Awaited<ReturnType<typeof measure>>, floor: { fps: number; gapMs: number }): void {
+  for (const r of readings) {
+    expect(r.minHeight, `${r.id} on the top rung`).toBe(720);
+    expect(r.audioPerS, `${r.id} audio packets a second`).toBeGreaterThanOrEqual(49.5);
+    expect(r.fps, `${r.id} frames a second`).toBeGreaterThanOrEqual(floor.fps);
+    expect(r.gapMs, `${r.id} longest frame gap`).toBeLessThan(floor.gapMs);
+  }
+}
+
 /** How long after a layout request every page shows `color` large (ms). */
 async function pinShowsWithin(participantId: string, color: string): Promise<number> {
   const t0 = performance.now();
@@ -127,12 +137,7 @@ describe("a call of Chromium and Firefox pages", () => {
     const pinMs = await pinShowsWithin(p1Id, "green");
     if (process.env.DEBUG_TEST) console.log({ quiet, firstFrameMs, pinMs });
     for (const [i, ms] of firstFrameMs.entries()) expect(ms, `${pages[i]!.id}: join → first composite frame (ms)`).toBeLessThan(6000);
-    for (const r of quiet) {
-      expect(r.minHeight, `${r.id} on the top rung`).toBe(720);
-      expect(r.audioPerS, `${r.id} audio packets a second`).toBeGreaterThanOrEqual(49.5);
-      expect(r.fps, `${r.id} frames a second`).toBeGreaterThanOrEqual(12);
-      expect(r.gapMs, `${r.id} longest frame gap`).toBeLessThan(500);
-    }
+    expectServed(quiet, { fps: 12, gapMs: 500 });
     expect(pinMs, "a pin shows on every page (ms)").toBeLessThan(3000);
   }, 120_000);
 
@@ -143,14 +148,9 @@ describe("a call of Chromium and Firefox pages", () => {
     const p1Id = await pages[1]!.evaluate(() => (window as any).mixroom.participantId as string);
     const pinMs = await pinShowsWithin(p1Id, "green");
     if (process.env.DEBUG_TEST) console.log({ busy, pinMs, level: server.rooms.load.level, sample: server.rooms.load.last });
-    for (const r of busy) {
-      expect(r.minHeight, `${r.id} on the top rung`).toBe(720);
-      expect(r.audioPerS, `${r.id} audio packets a second`).toBeGreaterThanOrEqual(49.5);
-      expect(r.fps, `${r.id} frames a second`).toBeGreaterThanOrEqual(5);
-      // 340–800 ms seen: these are the starved browsers' presentation gaps (the server sent every
-      // tick it composed); the issue's 500 ms holds for the synthetic receivers (test/e2e/busy.test.ts).
-      expect(r.gapMs, `${r.id} longest frame gap`).toBeLessThan(1000);
-    }
+    // 340–800 ms gaps seen: the starved browsers' presentation gaps (the server sent every tick it
+    // composed); the issue's 500 ms holds for the synthetic receivers (test/e2e/busy.test.ts).
+    expectServed(busy, { fps: 5, gapMs: 1000 });
     expect(pinMs, "a pin shows on every page (ms)").toBeLessThan(6000);
     await load.stop();
     load = undefined;

@@ -6,6 +6,7 @@ import { CompositeEncoder } from "../../mixer/CompositeEncoder.ts";
 import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import { RungEncoder, type EncodedFrame, type VideoCodec } from "../../mixer/RungEncoder.ts";
 import { matroskaFrameHeader, signalledTimestamp } from "../../mixer/rawMatroska.ts";
+import { waitFor } from "../support/call.ts";
 import { FFMPEG } from "../support/ffmpegRun.ts";
 
 const W = 320;
@@ -23,13 +24,7 @@ function canvas(tick: number): Buffer {
   return c;
 }
 
-async function until(what: string, check: () => boolean, ms = 8000): Promise<void> {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, check: () => boolean) => waitFor(what, check, 8000);
 
 /**
  * Feeds ticks [from, to) at 30 fps; `each` runs before each tick is encoded. Returns the ticks the
