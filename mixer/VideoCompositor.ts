@@ -251,10 +251,7 @@ export class VideoCompositor {
 
   private tick(t: Tick): void {
     this.ticks++;
-    if (t.skipped) {
-      metrics.compositeLateTicks.inc({}, t.skipped);
-      this.lastFrameAt = undefined; // the gap is counted as late ticks, not as a freeze
-    }
+    if (t.skipped) metrics.compositeLateTicks.inc({}, t.skipped); // and the gap shows in the frame-gap histogram: a stall is a freeze
     histograms.tickLateness.observe(Math.max(0, performance.now() - t.due) / 1000);
     if (!this.kept(t.index)) {
       metrics.compositeFramesSkipped.inc({ reason: "overload" });
