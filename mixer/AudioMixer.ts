@@ -58,7 +58,8 @@ interface Member {
   /** Samples it may still have decoded now (AUDIO_RATE_SAMPLES_PER_S, AUDIO_BURST_SAMPLES), and when that was reckoned. */
   budget: number;
   budgetAt: number;
-  onPacket: (opus: Buffer, samples: number) => void;
+  /** Its packet of mixer tick `tick` (the clock's index: a skipped tick leaves a gap in it). */
+  onPacket: (opus: Buffer, samples: number, tick: number) => void;
   muted: boolean;
   lastTalkAt: number;
   /** Speaking, as the highlight and the speaker layout see it (sustained voice, hold, hysteresis). */
@@ -99,14 +100,14 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
    * Adds a participant: a listener (its mix out, via onPacket) and, when it sends a mic, a speaker
    * (its Opus in). Someone without a mic never talks, so it only ever hears the shared full mix.
    */
-  add(id: string, speaker: boolean, onPacket: (opus: Buffer, samples: number) => void): void {
+  add(id: string, speaker: boolean, onPacket: (opus: Buffer, samples: number, tick: number) => void): void {
     // A speaker's own encoder is started now (an idle one costs no CPU) so talking starts without a spawn delay.
     const encoder = speaker ? this.newEncoder() : undefined;
     const m: Member = {
       id, decoder: undefined, pcm: new PcmBuffer(), block: new Int16Array(TICK_SAMPLES), hasBlock: false, encoder,
       out: new Int16Array(TICK_SAMPLES), lastSeq: undefined, budget: AUDIO_BURST_SAMPLES, budgetAt: performance.now(), onPacket, muted: false, lastTalkAt: -Infinity, voice: new VoiceActivity(this.s.voice), route: new Map(), lossPercent: 0,
     };
-    encoder?.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n));
+    encoder?.on("packet", (p, n, tick) => m.route.get(tick) === "own" && m.onPacket(p, n, tick));
     encoder?.on("died", () => this.encoderDied(m.id));
     this.members.set(id, m);
     this.general ??= this.startGeneral();
@@ -130,7 +131,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   private startGeneral(): MixEncoder {
     const g = this.newEncoder();
     g.on("packet", (p, n, tick) => {
-      for (const m of this.members.values()) if (m.route.get(tick) === "general") m.onPacket(p, n);
+      for (const m of this.members.values()) if (m.route.get(tick) === "general") m.onPacket(p, n, tick);
     });
     g.on("died", () => this.encoderDied("general"));
     return g;
@@ -255,11 +256,11 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
         log.warn("audio ticks skipped: the event loop stalled for longer than the mixer catches up", { skipped: t.skipped, catchUpMs: AUDIO_CATCH_UP_TICKS * 20 });
       }
     }
-    this.tick(t.skipped, t.due);
+    this.tick(t.index, t.skipped, t.due);
   }
 
-  private tick(skipped: number, due: number): void {
-    const tick = ++this.ticks;
+  private tick(tick: number, skipped: number, due: number): void {
+    this.ticks++;
     // Ticks lost to an event-loop stall are dropped from every input, or they would stay as delay.
     if (skipped) for (const m of this.members.values()) m.pcm.discard(skipped * TICK_SAMPLES);
     const now = performance.now();
@@ -290,7 +291,9 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
         m.route.set(tick, "general");
         anyGeneral = true;
       }
-      m.route.delete(tick - 50); // packets come back within a few ticks; 1 s of routes is plenty
+      // Packets come back within a few ticks; 1 s of routes is plenty (after a skip, older ones too).
+      if (skipped) for (const k of m.route.keys()) if (k < tick - 50) m.route.delete(k);
+      m.route.delete(tick - 50);
     }
     if (anyGeneral) this.general?.encode(this.full, tick);
     if (this.listenerCount("fullMix")) this.emit("fullMix", this.full, skipped, due);

@@ -94,6 +94,7 @@ interface Entry {
   /** Moving to this rung at its next keyframe. */
   pendingRung: number | undefined;
   audioPacketizer: OpusPacketizer;
+  /** Its audio's RTP timestamp base: the packet of mixer tick t is base + t × 960. */
   audioTimestamp: number;
 }
 
@@ -259,9 +260,10 @@ export class Mixer {
     if (sends.codec) this.output(sends.codec, rung).receivers.add(id);
     if (video) this.compositor.add(video);
     if (id === this.pinned) this.applyLayout();
-    this.audio.add(id, sends.audio, (opus, samples) => {
-      const [pkt] = entry.audioPacketizer.packetize(opus, entry.audioTimestamp);
-      entry.audioTimestamp = (entry.audioTimestamp + samples) >>> 0;
+    // The packet of mixer tick t carries t's own timestamp: a tick that had to be skipped leaves a gap
+    // the receiver's decoder conceals, instead of compressing time.
+    this.audio.add(id, sends.audio, (opus, samples, tick) => {
+      const [pkt] = entry.audioPacketizer.packetize(opus, (entry.audioTimestamp + tick * samples) >>> 0);
       if (pkt) sink.sendAudio(pkt);
     });
     const here = () => this.entries.get(id) === entry;
