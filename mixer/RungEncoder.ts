@@ -178,6 +178,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
   encode(canvas: Buffer, tick: number, done: () => void): boolean {
     const child = this.child;
     if (this.closed || !child || !child.proc.alive) {
+      if (!this.closed) metrics.compositeFramesSkipped.inc({ reason: "encoder_restart" }); // its child died: one is starting
       done();
       return false;
     }
