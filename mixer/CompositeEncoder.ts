@@ -95,22 +95,10 @@ export class CompositeEncoder extends EventEmitter<{ frame: [EncodedFrame & { ru
     return false;
   }
 
-  /** The rungs encoded now (lingering ones included). */
-  get rungs(): number[] {
-    return [...this.running.keys()].sort((a, b) => a - b);
-  }
-
   /** Children started for this codec so far (one per rung started, plus one per restart). */
   get spawns(): number {
     let n = this.stoppedSpawns;
     for (const e of this.running.values()) n += e.spawns;
-    return n;
-  }
-
-  /** Canvases a busy child could not take, summed over the rungs. */
-  get framesSkipped(): number {
-    let n = 0;
-    for (const e of this.running.values()) n += e.framesSkipped;
     return n;
   }
 
