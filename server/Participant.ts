@@ -188,6 +188,8 @@ export class Participant extends EventEmitter<{
     let local: string;
     try {
       await pc.setRemoteDescription({ type: "offer", sdp });
+      this.remoteApplied = true;
+      for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");
       for (const t of pc.getTransceivers()) {
         if (t.kind === "video" && !this.videoTx) this.attach(t, this.videoOut);
         else if (t.kind === "audio" && !this.audioTx) this.attach(t, this.audioOut);
@@ -199,6 +201,7 @@ export class Participant extends EventEmitter<{
       // werift could not take it: the participant may try another offer on a fresh peer.
       void pc.close().catch(() => {});
       if (this.pc === pc) this.pc = this.videoTx = this.audioTx = undefined;
+      this.remoteApplied = false;
       throw err;
     }
     // Media can flow only once the client has the answer: enter the mix now, with what it sends.
@@ -367,13 +370,31 @@ export class Participant extends EventEmitter<{
    * and the browser's own checks reach us anyway (werift learns it as a peer-reflexive candidate).
    */
   addCandidate(c: CandidateInit | null): void {
-    if (!this.pc) throw new Error("candidate before offer");
     if (!c || !c.candidate) return; // end-of-candidates (null, or Firefox's empty string)
     if (isMdnsCandidate(c.candidate)) {
       metrics.iceCandidatesSkipped.inc({ reason: "mdns" });
       return;
     }
-    this.pc
+    // Each remote candidate is a target of connectivity checks: a bounded number per participant,
+    // so a seat cannot aim the server's STUN checks at a list of strangers.
+    if (++this.candidates > this.config.maxRemoteCandidates) {
+      metrics.iceCandidatesSkipped.inc({ reason: "too_many" });
+      return;
+    }
+    // Trickled as it gathered, ahead of its offer (werift, libdatachannel do): kept and applied
+    // once the offer is (a participant with no offer in time is closed, and these with it).
+    if (!this.remoteApplied) this.early.push(c);
+    else this.applyCandidate(c, "after_offer");
+  }
+
+  /** Candidates that came before the offer was applied. */
+  private early: CandidateInit[] = [];
+  private candidates = 0;
+  private remoteApplied = false;
+
+  private applyCandidate(c: CandidateInit, when: "before_offer" | "after_offer"): void {
+    metrics.iceCandidatesApplied.inc({ when });
+    this.pc!
       .addIceCandidate({ candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined })
       .catch((err) => {
         metrics.iceCandidatesSkipped.inc({ reason: "rejected" });

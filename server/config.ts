@@ -111,6 +111,8 @@ export interface Config {
   maxSdpLines: number;
   /** A joined participant that has not offered within this time is dropped (its seat freed), ms. */
   joinOfferTimeoutMs: number;
+  /** Remote ICE candidates taken from one participant (before and after its offer); more are ignored and counted. */
+  maxRemoteCandidates: number;
   /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
   maxBufferedBytes: number;
   /** Out-of-order long-poll messages held per session (ahead of the next expected seq). */
@@ -377,6 +379,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSdpMediaSections: int(env, "MAX_SDP_MEDIA_SECTIONS", 8, 1, 64),
     maxSdpLines: int(env, "MAX_SDP_LINES", 1000, 50, 100_000),
     joinOfferTimeoutMs: int(env, "JOIN_OFFER_TIMEOUT_MS", 20_000, 1000, 600_000),
+    maxRemoteCandidates: int(env, "MAX_REMOTE_CANDIDATES", 32, 1, 1000),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),
     wsPingMs: int(env, "WS_PING_MS", 15_000, 100, 600_000),

@@ -109,6 +109,36 @@ describe("signaling input validation", () => {
     await p.close();
   });
 
+  it("keeps candidates trickled before the offer and connects as fast as a client that waits", async () => {
+    const early = metrics.iceCandidatesApplied.get({ when: "before_offer" });
+    const timed = async (room: string, trickleBeforeOffer: boolean) => {
+      const t0 = performance.now();
+      const [p] = await joinAll(server, room, ["p3"], { trickleBeforeOffer });
+      const ms = performance.now() - t0;
+      await waitForTiles(p, ["p3"]);
+      expect(p.errors).toEqual([]);
+      await p.close();
+      return ms;
+    };
+    const waits = [await timed("trickle-a", false), await timed("trickle-b", false)];
+    const eager = [await timed("trickle-c", true), await timed("trickle-d", true)];
+    // Its offer carried no candidates: the server had them only from the trickle before it.
+    expect(metrics.iceCandidatesApplied.get({ when: "before_offer" })).toBeGreaterThanOrEqual(early + 2);
+    expect(Math.min(...eager), JSON.stringify({ waits, eager })).toBeLessThan(Math.max(...waits) * 1.5 + 300);
+  });
+
+  it("takes at most MAX_REMOTE_CANDIDATES candidates from one participant", async () => {
+    const [p] = await joinAll(server, "many-candidates", ["p4"]);
+    const before = metrics.iceCandidatesSkipped.get({ reason: "too_many" });
+    for (let i = 0; i < 40; i++) {
+      p.send({ type: "candidate", candidate: { candidate: `candidate:${i} 1 udp 2122262783 192.0.2.${i + 1} 9 typ host`, sdpMid: "0", sdpMLineIndex: 0 } });
+    }
+    // werift's own candidates came with the offer (none trickled after it here): all 40 count.
+    await waitFor("the excess counted", () => metrics.iceCandidatesSkipped.get({ reason: "too_many" }) >= before + 40 - server.config.maxRemoteCandidates, 5000);
+    expect(p.errors).toEqual([]);
+    await p.close();
+  });
+
   it("kept the call in the other room flowing through all of that", async () => {
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, 1000));

@@ -40,6 +40,11 @@ export interface SyntheticOptions {
    * that device; neither makes a viewer.
    */
   sends?: { audio: boolean; video: boolean };
+  /**
+   * Trickle as it gathers, ahead of the offer (as libdatachannel and others do), and send an offer
+   * without a=candidate lines: the server has the candidates only from that early trickle.
+   */
+  trickleBeforeOffer?: boolean;
   /** A room token, for servers with AUTH_SECRET. */
   token?: string;
   /** The rung policy asked for in `join` (auto, high, low). */
@@ -210,7 +215,7 @@ export class SyntheticParticipant {
     let offerSent = false;
     this.pc.onIceCandidate.subscribe((c) => {
       if (!c) return;
-      if (offerSent) this.send({ type: "candidate", candidate: c.toJSON() });
+      if (offerSent || this.o.trickleBeforeOffer) this.send({ type: "candidate", candidate: c.toJSON() });
       else early.push(c.toJSON());
     });
     const onCameraRtcp = (p: RtcpPacket) => {
@@ -221,7 +226,8 @@ export class SyntheticParticipant {
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     const before = this.messages.length;
-    this.send({ type: "offer", sdp: this.pc.localDescription!.sdp });
+    const sdp = this.pc.localDescription!.sdp;
+    this.send({ type: "offer", sdp: this.o.trickleBeforeOffer ? sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") && l !== "a=end-of-candidates").join("\r\n") : sdp });
     offerSent = true;
     for (const c of early) this.send({ type: "candidate", candidate: c });
     const answer = await this.next("answer", 10_000, before);
