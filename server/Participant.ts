@@ -6,6 +6,7 @@ import {
   MediaStreamTrack, RTCPeerConnection, type RTCDataChannel, GenericNack, RtcpPayloadSpecificFeedback, RtcpRrPacket, RtcpSrPacket, RtcpTransportLayerFeedback, useFIR, useH264, useNACK, useOPUS, usePLI, useSdesMid, useVP8,
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
+import { guardIce } from "./iceGate.ts";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
 import type { MixerSeat, ParticipantSink } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
@@ -188,6 +189,10 @@ export class Participant extends EventEmitter<{
     let local: string;
     try {
       await pc.setRemoteDescription({ type: "offer", sdp });
+      // Before werift gathers (in setLocalDescription): its sockets open behind the gate.
+      guardIce(pc.iceTransports.map((t) => t.connection as unknown as Parameters<typeof guardIce>[0][number]), {
+        stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id,
+      });
       this.remoteApplied = true;
       for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");
       for (const t of pc.getTransceivers()) {

@@ -113,6 +113,8 @@ export interface Config {
   joinOfferTimeoutMs: number;
   /** Remote ICE candidates taken from one participant (before and after its offer); more are ignored and counted. */
   maxRemoteCandidates: number;
+  /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
+  stunPerSecond: number;
   /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
   maxBufferedBytes: number;
   /** Out-of-order long-poll messages held per session (ahead of the next expected seq). */
@@ -380,6 +382,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSdpLines: int(env, "MAX_SDP_LINES", 1000, 50, 100_000),
     joinOfferTimeoutMs: int(env, "JOIN_OFFER_TIMEOUT_MS", 20_000, 1000, 600_000),
     maxRemoteCandidates: int(env, "MAX_REMOTE_CANDIDATES", 32, 1, 1000),
+    stunPerSecond: int(env, "STUN_PER_SECOND", 50, 1, 10_000),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),
     wsPingMs: int(env, "WS_PING_MS", 15_000, 100, 600_000),
