@@ -5,6 +5,7 @@
 // A receiver moves between rungs make-before-break: it keeps its stream until the new one's
 // keyframe, and its RTP sequence carries on across the switch. It starts with the room's first
 // participant and close() leaves no child process, timer or socket behind.
+import type { DecodeGate } from "./decodeBudget.ts";
 import { H264Packetizer, OpusPacketizer, Vp8Packetizer, type RtpPacket } from "werift";
 import { AudioMixer, type OpusEngine } from "./AudioMixer.ts";
 import { CompositeEncoder, type EncodedFrame, type Rung, type VideoCodec } from "./CompositeEncoder.ts";
@@ -43,6 +44,8 @@ export interface SentMedia {
   codec?: VideoCodec;
   /** The rung it starts on (default 0, the top). */
   rung?: number;
+  /** Its camera's decode budget, made when its first video arrives (undefined: none). */
+  decodeGate?: () => DecodeGate;
 }
 
 /**
@@ -251,7 +254,7 @@ export class Mixer {
   /** Seats participant `id` in the mix; the returned seat is how it sends media and leaves. */
   add(id: string, name: string, sink: ParticipantSink, sends: SentMedia): MixerSeat {
     const hasTile = sends.audio || sends.video;
-    const video = hasTile ? new VideoInput(this.s.ffmpegPath, id, name, (reason) => sink.requestCameraKeyframe(reason), sends.codec) : undefined;
+    const video = hasTile ? new VideoInput(this.s.ffmpegPath, id, name, (reason) => sink.requestCameraKeyframe(reason), sends.codec, sends.decodeGate) : undefined;
     const rung = Math.min(Math.max(0, sends.rung ?? 0), this.ladder.length - 1);
     const entry: Entry = {
       sink, video, codec: sends.codec, rung, pendingRung: undefined, audioPacketizer: new OpusPacketizer({ payloadType: 111 }), audioTimestamp: random32(),

@@ -4,18 +4,12 @@ import { EventEmitter } from "node:events";
 import { FfmpegProcess, type FfmpegExit } from "./FfmpegProcess.ts";
 import { ivfFileHeader, ivfFrame } from "./ivf.ts";
 import { frameBytes } from "./yuv.ts";
+import { vp8KeyframeSize } from "./frameSize.ts";
 import type { VideoCodec } from "./CompositeEncoder.ts";
 import type { Vp8Frame } from "./vp8FrameAssembler.ts";
 
 /** An access unit delimiter after each H.264 frame tells ffmpeg's parser the frame is whole (it would wait for the next one). */
 const H264_AUD = Buffer.from([0, 0, 0, 1, 9, 0xf0]);
-
-/** Picture size from a VP8 keyframe header (RFC 6386 §9.1). */
-export function vp8KeyframeSize(data: Buffer): { width: number; height: number } | undefined {
-  if (data.length < 10 || (data[0] & 1) !== 0) return undefined;
-  if (data[3] !== 0x9d || data[4] !== 0x01 || data[5] !== 0x2a) return undefined;
-  return { width: data.readUInt16LE(6) & 0x3fff, height: data.readUInt16LE(8) & 0x3fff };
-}
 
 export class TileDecoder extends EventEmitter<{ frame: [Buffer]; exit: [FfmpegExit] }> {
   private readonly proc: FfmpegProcess;

@@ -5,6 +5,8 @@
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import type { VideoCodec } from "./CompositeEncoder.ts";
+import type { DecodeGate } from "./decodeBudget.ts";
+import { h264FrameSize, vp8KeyframeSize } from "./frameSize.ts";
 import { H264_FORMAT } from "./h264Payload.ts";
 import { spawnTurn } from "./spawnPacer.ts";
 import { TileDecoder } from "./TileDecoder.ts";
@@ -45,6 +47,8 @@ export class VideoInput {
     private readonly requestKeyframe: (reason: string) => void,
     /** The camera's codec (the one negotiated with this participant). */
     private readonly codec: VideoCodec = "vp8",
+    /** What of this camera may be decoded (decodeBudget.ts), made with its first packet; undefined: everything. */
+    private readonly makeGate?: () => DecodeGate,
   ) {
     this.assembler = new Vp8FrameAssembler(120, 1024, codec === "h264" ? H264_FORMAT : undefined);
   }
@@ -101,6 +105,7 @@ export class VideoInput {
     if (this.closed) return;
     if (!this.lastRtpAt) {
       this.lastRtpAt = performance.now();
+      this.gate = this.makeGate?.();
       this.startDecoder("first video"); // the first packet of a camera starts its decoder
     }
     this.lastRtpAt = performance.now();
@@ -108,6 +113,7 @@ export class VideoInput {
     if (out.dropped) metrics.videoFramesDropped.inc({}, out.dropped);
     if (out.keyframeNeeded) this.requestKeyframe("loss");
     for (const frame of out.frames) {
+      if (this.gate && !this.withinBudget(frame)) continue;
       for (const dec of [this.active, this.pending]) {
         // A decoder that has not started needs a keyframe; the participant rate-limits the PLIs.
         if (dec && !dec.decode(frame) && !dec.hasStarted) this.requestKeyframe("decoder start");
@@ -115,7 +121,30 @@ export class VideoInput {
     }
   }
 
+  private gate: DecodeGate | undefined;
+  private lastBudgetLog = -Infinity;
+  private refusedSinceLog = 0;
+
+  /** The frame fits this camera's decode budget; if not it is counted, logged (rate-limited) and the camera asked for a keyframe once there is room. */
+  private withinBudget(frame: { data: Buffer; isKeyframe: boolean }): boolean {
+    const gate = this.gate!;
+    const size = frame.isKeyframe ? (this.codec === "h264" ? h264FrameSize(frame.data) : vp8KeyframeSize(frame.data)) : undefined;
+    const refusal = gate.admit(frame.data.length, frame.isKeyframe, size);
+    if (!refusal) return true;
+    metrics.decodeRefused.inc({ reason: refusal });
+    this.refusedSinceLog++;
+    const now = performance.now();
+    if (now - this.lastBudgetLog > 30_000) {
+      log.warn("camera over its decode budget: frames not decoded", { participant: this.participantId, reason: refusal, size: gate.size ? `${gate.size.width}x${gate.size.height}` : undefined, refused: this.refusedSinceLog });
+      this.lastBudgetLog = now;
+      this.refusedSinceLog = 0;
+    }
+    if (gate.roomForKeyframe) this.requestKeyframe("decode budget");
+    return false;
+  }
+
   close(): void {
+    this.gate?.close();
     this.closed = true;
     this.active?.close();
     this.pending?.close();

@@ -62,6 +62,10 @@ export class Participant extends EventEmitter<{
   codec: VideoCodec | undefined;
   /** Mic / camera kept out of the mix by a moderator. */
   private moderated = { audio: false, video: false };
+  /** The client's address, as signaling saw it (decode pools, logs). */
+  address = "unknown";
+  /** Its share of media bandwidth taken in (its own, its address's), before werift decrypts a packet. */
+  ingress: { take(bytes: number): boolean; release(): void } | undefined;
   /** The room token's id, where the server checks tokens. */
   tokenId: string | undefined;
   /** Dropped if no offer comes in time: a joined socket that never offers holds no seat for long. */
@@ -191,7 +195,7 @@ export class Participant extends EventEmitter<{
       await pc.setRemoteDescription({ type: "offer", sdp });
       // Before werift gathers (in setLocalDescription): its sockets open behind the gate.
       guardIce(pc.iceTransports.map((t) => t.connection as unknown as Parameters<typeof guardIce>[0][number]), {
-        stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id,
+        stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress,
       });
       this.remoteApplied = true;
       for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");
@@ -414,6 +418,7 @@ export class Participant extends EventEmitter<{
     // It owns its seat: leaving the mix is its own doing (a no-op if the room closed the mixer first).
     this.seat?.close();
     this.seat = undefined;
+    this.ingress?.release();
     this.pc?.close().catch(() => {});
     this.pc = undefined;
     this.emit("close", reason, detail);

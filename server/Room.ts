@@ -1,6 +1,8 @@
 // A room owns its participants and its mixer. The mixer starts with the first accepted offer
 // (a join alone costs no media); when the last participant leaves the room closes it (no ffmpeg
 // child, timer or socket left). Moderation (kick, mute in the mix, end) acts here.
+import type { IngressBudgets } from "./iceGate.ts";
+import type { DecodeBudgets } from "../mixer/decodeBudget.ts";
 import { EventEmitter } from "node:events";
 import { gridLayout, type LayoutKind } from "../mixer/layout.ts";
 import { Mixer, type MixerSeat } from "../mixer/Mixer.ts";
@@ -44,6 +46,8 @@ export interface SeatOptions {
   rights?: Right[];
   /** The token's id: a kicked token cannot rejoin this room. */
   tokenId?: string;
+  /** The client's address: its camera's decode budget is shared with others from there. */
+  address?: string;
 }
 
 export class Room extends EventEmitter<{
@@ -67,6 +71,9 @@ export class Room extends EventEmitter<{
   constructor(
     readonly id: string,
     private readonly config: Config,
+    /** The server's decode pools (per address, server-wide) and media bandwidth budgets; one per server. */
+    private readonly decode?: DecodeBudgets,
+    private readonly ingress?: IngressBudgets,
   ) {
     super();
     // One "participants" listener per signaling session: a full room is not a leak.
@@ -91,6 +98,8 @@ export class Room extends EventEmitter<{
     const id = `${this.id}-${this.nextId++}-${Math.random().toString(36).slice(2, 8)}`;
     const p = new Participant(id, this.uniqueName(wanted), this.config, (sends) => this.admitMedia(p, sends), seat.rights);
     if (seat.tokenId) p.tokenId = seat.tokenId;
+    p.address = seat.address ?? "unknown";
+    p.ingress = this.ingress?.for(p.address);
     this.participants.set(id, p);
     p.once("close", (reason) => this.onParticipantClosed(p, reason));
     p.on("media", () => this.broadcastList());
@@ -151,7 +160,9 @@ export class Room extends EventEmitter<{
     // Speaking changes go out on their own (coalesced like lists); tile changes are in the list.
     this.mixer.onActivity = (what) => (what === "tiles" ? this.broadcastList() : this.broadcastSpeakers());
     // The participant holds its seat and announces itself ("media") once it does, so its list entry is whole.
-    return this.mixer.add(p.id, p.name, p.sink, { audio: sends.audio, video: sends.video, codec: sends.receives ? p.codec : undefined, rung: p.startRung() });
+    return this.mixer.add(p.id, p.name, p.sink, { audio: sends.audio, video: sends.video, codec: sends.receives ? p.codec : undefined, rung: p.startRung(),
+      decodeGate: this.decode && (() => this.decode!.gate(p.address)),
+    });
   }
 
   private onParticipantClosed(p: Participant, reason: CloseReason): void {

@@ -1,5 +1,7 @@
 // The registry of live rooms: created on first join, dropped when empty. It is also where the
 // server-wide and per-address admission caps are checked, before a participant gets a seat.
+import { IngressBudgets } from "./iceGate.ts";
+import { DecodeBudgets } from "../mixer/decodeBudget.ts";
 import { AdmissionError, Concurrency, KeyedQuota } from "./admission.ts";
 export { AdmissionError } from "./admission.ts";
 import type { Cluster, LocalState } from "./cluster/Cluster.ts";
@@ -21,12 +23,18 @@ export class Rooms {
 
   private readonly stopCollecting: () => void;
 
+  /** Decode pools shared by every room: per client address, and the server's. */
+  private readonly decode: DecodeBudgets;
+  private readonly ingress: IngressBudgets;
+
   constructor(
     private readonly config: Config,
     /** Several nodes (REDIS_URL + NODE_URL): where rooms are placed, and told when one closes here. */
     readonly cluster?: Cluster,
   ) {
     this.joinsByAddress = new KeyedQuota(() => config.maxJoinsPerIp);
+    this.decode = new DecodeBudgets(config.decode, config.decodeAddressPixelsPerSecond, config.decodeServerPixelsPerSecond);
+    this.ingress = new IngressBudgets(config.ingressKbps * 125, config.decodeAddressShare);
     // Receivers per composite output (codec@rung, e.g. vp8@0), summed over rooms at each scrape.
     this.stopCollecting = addCollector(() => {
       metrics.outputReceivers.reset();
@@ -75,7 +83,7 @@ export class Rooms {
     const room = this.getOrCreate(roomId);
     let p: Participant;
     try {
-      p = room.join(name, seat);
+      p = room.join(name, { ...seat, address });
     } catch (err) {
       release();
       if (room.size === 0) this.drop(room);
@@ -99,7 +107,7 @@ export class Rooms {
   private getOrCreate(id: string): Room {
     let room = this.rooms.get(id);
     if (!room) {
-      room = new Room(id, this.config);
+      room = new Room(id, this.config, this.decode, this.ingress);
       room.setFrameRate(this.fpsCap);
       const r = room;
       room.once("empty", () => this.drop(r));

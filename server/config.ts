@@ -1,8 +1,10 @@
 // The one place configuration is read from the environment (documented in README's table).
+import os from "node:os";
 import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
 import type { OpusEngine } from "../mixer/AudioMixer.ts";
+import type { DecodeLimits } from "../mixer/decodeBudget.ts";
 import { LAYOUT_KINDS, type LayoutKind } from "../mixer/layout.ts";
 import type { LogLevel } from "../telemetry/log.ts";
 
@@ -113,6 +115,15 @@ export interface Config {
   joinOfferTimeoutMs: number;
   /** Remote ICE candidates taken from one participant (before and after its offer); more are ignored and counted. */
   maxRemoteCandidates: number;
+  /** What one participant's camera may cost to decode (mixer/decodeBudget.ts). */
+  decode: DecodeLimits;
+  /** Pixels per second decoded for all cameras from one address, and for the whole server. */
+  decodeAddressPixelsPerSecond: number;
+  decodeServerPixelsPerSecond: number;
+  /** How many participants' budgets all cameras from one address share (decode pixels, media bandwidth). */
+  decodeAddressShare: number;
+  /** Media taken in from one participant (kbit/s), before werift decrypts it; over it, datagrams are dropped. */
+  ingressKbps: number;
   /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
   stunPerSecond: number;
   /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
@@ -177,6 +188,32 @@ function size(env: NodeJS.ProcessEnv): [number, number] {
     throw new ConfigError(`OUTPUT_SIZE must be even and between 64x64 and 3840x2160, got "${raw}"`);
   }
   return [w, h];
+}
+
+/** DECODE_*: a camera a real device never exceeds (1920x1080 at 30 fps, 4 Mbit/s), an address twice that, the server a share per core. */
+function decodeBudget(env: NodeJS.ProcessEnv): Pick<Config, "decode" | "decodeAddressPixelsPerSecond" | "decodeServerPixelsPerSecond" | "decodeAddressShare" | "ingressKbps"> {
+  const raw = env.DECODE_MAX_FRAME || "1920x1080";
+  const m = /^(\d+)x(\d+)$/.exec(raw);
+  if (!m || Number(m[1]) < 16 || Number(m[2]) < 16 || Number(m[1]) * Number(m[2]) > 8192 * 4320) {
+    throw new ConfigError(`DECODE_MAX_FRAME must look like 1920x1080 (at most 8192x4320), got "${raw}"`);
+  }
+  const maxFramePixels = Number(m[1]) * Number(m[2]);
+  const pixelsPerSecond = maxFramePixels * int(env, "DECODE_MAX_FPS", 30, 1, 240);
+  const share = int(env, "DECODE_ADDRESS_SHARE", 2, 1, 1000);
+  const kbps = int(env, "DECODE_MAX_KBPS", 4000, 100, 100_000);
+  return {
+    decodeAddressShare: share,
+    // Twice what is decoded: a camera at its budget, its retransmissions, the microphone.
+    ingressKbps: int(env, "INGRESS_MAX_KBPS", 2 * kbps, 200, 1_000_000),
+    decode: {
+      maxFramePixels,
+      pixelsPerSecond,
+      bitsPerSecond: kbps * 1000,
+      oversizeIntervalMs: int(env, "DECODE_OVERSIZE_INTERVAL_MS", 5000, 500, 600_000),
+    },
+    decodeAddressPixelsPerSecond: pixelsPerSecond * share,
+    decodeServerPixelsPerSecond: int(env, "DECODE_SERVER_MPX_PER_CORE", 60, 1, 100_000) * 1e6 * os.availableParallelism(),
+  };
 }
 
 function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
@@ -383,6 +420,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     joinOfferTimeoutMs: int(env, "JOIN_OFFER_TIMEOUT_MS", 20_000, 1000, 600_000),
     maxRemoteCandidates: int(env, "MAX_REMOTE_CANDIDATES", 32, 1, 1000),
     stunPerSecond: int(env, "STUN_PER_SECOND", 50, 1, 10_000),
+    ...decodeBudget(env),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),
     wsPingMs: int(env, "WS_PING_MS", 15_000, 100, 600_000),

@@ -18,7 +18,7 @@ import { TokenBucket } from "./rateLimit.ts";
 
 const log = logger("ice-gate");
 
-export type DropReason = "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
+export type DropReason = "over_bandwidth" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
 
 const MAGIC = 0x2112a442;
 const ATTR_USERNAME = 0x0006;
@@ -62,7 +62,39 @@ interface IceProtocol {
   transport?: { type?: string; close: () => Promise<unknown>; socket?: Socket; rinfo?: RemoteInfo; onData: (data: Buffer, addr: [string, number]) => void; send: (data: Buffer, addr?: [string, number]) => Promise<void> };
 }
 
+/**
+ * Media bandwidth taken in from clients, bounded where it is cheapest: before werift decrypts a
+ * packet. Each participant's proven peer gets `bytesPerSecond` (one second of burst), and all
+ * participants from one signaling address together `share` times that; datagrams over either are
+ * dropped (`over_bandwidth`). Far above what any camera and microphone send (DECODE_MAX_KBPS is
+ * what gets decoded), so only a hostile sender meets it.
+ */
+export class IngressBudgets {
+  private readonly addresses = new Map<string, { bucket: TokenBucket; users: number }>();
+  constructor(private readonly bytesPerSecond: number, private readonly share: number) {}
+
+  /** The buckets of one participant from `address`; release() when it leaves. */
+  for(address: string): { take(bytes: number): boolean; release(): void } {
+    let a = this.addresses.get(address);
+    if (!a) this.addresses.set(address, (a = { bucket: new TokenBucket(this.bytesPerSecond * this.share, this.bytesPerSecond * this.share), users: 0 }));
+    a.users++;
+    const own = new TokenBucket(this.bytesPerSecond, this.bytesPerSecond);
+    const shared = a;
+    let released = false;
+    return {
+      take: (bytes) => own.take(bytes) && shared.bucket.take(bytes),
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--shared.users === 0) this.addresses.delete(address);
+      },
+    };
+  }
+}
+
 export interface IceGateOptions {
+  /** Takes a proven datagram's bytes from its participant's and address's bandwidth (IngressBudgets). */
+  ingress?: { take(bytes: number): boolean };
   /** STUN answers per second to one source address (and the burst). */
   stunPerSecond: number;
   stunBurst: number;
@@ -101,7 +133,10 @@ class SocketGate {
     const key = `${from.address}:${from.port}`;
     if (b < 4) return this.judgeStun(data, from, key);
     if (b >= 20 && b <= 63) return this.proven.has(key) ? undefined : "dtls_from_stranger";
-    if (b >= 128 && b <= 191) return this.proven.has(key) ? undefined : "rtp_from_stranger";
+    if (b >= 128 && b <= 191) {
+      if (!this.proven.has(key)) return "rtp_from_stranger";
+      return this.o.ingress && !this.o.ingress.take(data.length) ? "over_bandwidth" : undefined;
+    }
     return "not_webrtc";
   }
 

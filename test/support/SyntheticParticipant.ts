@@ -45,6 +45,10 @@ export interface SyntheticOptions {
    * without a=candidate lines: the server has the candidates only from that early trickle.
    */
   trickleBeforeOffer?: boolean;
+  /** Signaling from this local address (127.0.0.x: another client host, for per-address bounds). */
+  localAddress?: string;
+  /** Ignore PLIs (a hostile sender): keyframes come only where the file has them. */
+  ignorePli?: boolean;
   /** A room token, for servers with AUTH_SECRET. */
   token?: string;
   /** The rung policy asked for in `join` (auto, high, low). */
@@ -128,7 +132,7 @@ export class SyntheticParticipant {
   }
 
   private connect(url: string): WebSocket {
-    const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws");
+    const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws", this.o.localAddress ? { localAddress: this.o.localAddress } : undefined);
     ws.on("message", (d) => ws === this.ws && this.onMessage(JSON.parse(d.toString())));
     ws.on("error", () => {});
     return ws;
@@ -286,6 +290,7 @@ export class SyntheticParticipant {
   /** The server asked for a keyframe: restart the fixture at its next keyframe. */
   private onPli(): void {
     this.plisReceived++;
+    if (this.o.ignorePli) return;
     const n = this.frames.length;
     for (let k = 0; k < n; k++) {
       if (this.frames[(this.frameIdx + k) % n].isKeyframe) {
