@@ -1,0 +1,135 @@
+// The cheap checks that run before a decoder or werift sees a hostile client's bytes: picture size
+// from the frame's own header, the decode budget's decisions, and the ICE gate's STUN checks.
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { Message } from "werift";
+import { ffmpegPath } from "../../fixtures/generate.ts";
+import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../mixer/decodeBudget.ts";
+import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
+import { integrityValid, stunCredentials } from "../../server/iceGate.ts";
+
+/** One frame of `size` encoded by the bundled ffmpeg, as a camera would send it. */
+function encodeOne(codec: "h264" | "vp8", size: string): Buffer {
+  const args = codec === "h264" ? ["-c:v", "libx264", "-profile:v", "high", "-f", "h264"] : ["-c:v", "libvpx", "-f", "ivf"];
+  return execFileSync(ffmpegPath(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=30`, "-frames:v", "1", "-pix_fmt", "yuv420p", ...args, "pipe:1"], { maxBuffer: 64 << 20 });
+}
+
+describe("picture size from the frame header", () => {
+  for (const size of ["1920x1080", "3840x2160", "640x360", "1280x720", "320x180"]) {
+    it(`reads ${size} from an H.264 SPS (cropping included) and a VP8 keyframe`, () => {
+      const [w, h] = size.split("x").map(Number);
+      expect(h264FrameSize(encodeOne("h264", size))).toEqual({ width: w, height: h });
+      const ivf = encodeOne("vp8", size);
+      expect(vp8KeyframeSize(ivf.subarray(32 + 12))).toEqual({ width: w, height: h }); // IVF file + frame headers
+    });
+  }
+  it("gives undefined for garbage, never throws", () => {
+    for (let i = 0; i < 200; i++) {
+      const junk = Buffer.from(Array.from({ length: 40 }, (_, k) => (k < 3 ? [0, 0, 1][k]! : k === 3 ? 0x67 : (i * 31 + k * 17) & 255)));
+      expect(() => h264FrameSize(junk)).not.toThrow();
+    }
+    expect(vp8KeyframeSize(Buffer.from([1, 2, 3]))).toBeUndefined();
+  });
+});
+
+describe("decode budget", () => {
+  const limits: DecodeLimits = { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4e6, oversizeIntervalMs: 5000 };
+  const clock = () => {
+    let t = 0;
+    return { now: () => t, step: (ms: number) => (t += ms) };
+  };
+  const run = (g: DecodeGate, c: ReturnType<typeof clock>, w: number, h: number, fps: number, seconds: number, bytes = 5000) => {
+    let ok = 0;
+    const reasons: Record<string, number> = {};
+    for (let i = 0; i < fps * seconds; i++) {
+      c.step(1000 / fps);
+      const key = i % (fps * 2) === 0;
+      const r = g.admit(bytes, key, key ? { width: w, height: h } : undefined);
+      if (!r) ok++;
+      else reasons[r] = (reasons[r] ?? 0) + 1;
+    }
+    return { ok, reasons };
+  };
+
+  it("lets a camera within its budget through whole", () => {
+    const c = clock();
+    const g = new DecodeGate(limits, [], c.now);
+    expect(run(g, c, 1920, 1080, 30, 4).ok).toBe(120);
+  });
+
+  it("decodes one oversize keyframe per interval and nothing between", () => {
+    const c = clock();
+    const g = new DecodeGate(limits, [], c.now);
+    const r = run(g, c, 3840, 2160, 30, 10);
+    expect(r.ok).toBe(2); // keyframes every 2 s, one taken each 5 s
+    expect(r.reasons.oversize! + r.reasons.reference!).toBe(298);
+  });
+
+  it("holds a 1080p camera at 120 fps to its pixel rate, and a 20 Mbit/s one to its bit rate", () => {
+    const c = clock();
+    const fast = run(new DecodeGate(limits, [], c.now), c, 1920, 1080, 120, 10);
+    expect(fast.ok).toBeLessThanOrEqual(30 * 10 + 30);
+    expect(fast.reasons.pixels).toBeGreaterThan(0);
+    const heavy = run(new DecodeGate(limits, [], c.now), c, 640, 360, 30, 10, 20e6 / 8 / 30);
+    expect((heavy.ok * 20e6) / 30 / 10).toBeLessThanOrEqual(4e6 * 1.2);
+    expect(heavy.reasons.bits).toBeGreaterThan(0);
+  });
+
+  it("shares a pool in order of arrival: the newcomer over it waits, the first keeps all its frames", () => {
+    const c = clock();
+    const pool = new DecodePool("server", 1280 * 720 * 30 * 1.5);
+    const first = new DecodeGate(limits, [pool], c.now);
+    const second = new DecodeGate(limits, [pool], c.now);
+    let firstOk = 0;
+    let secondOk = 0;
+    for (let i = 0; i < 300; i++) {
+      c.step(1000 / 30);
+      const key = i % 60 === 0;
+      if (!first.admit(5000, key, key ? { width: 1280, height: 720 } : undefined)) firstOk++;
+      if (!second.admit(5000, key, key ? { width: 1280, height: 720 } : undefined)) secondOk++;
+    }
+    expect(firstOk).toBe(300);
+    expect(secondOk).toBeLessThan(300 * 0.6);
+    first.close();
+    // The first gone, the second has the pool.
+    let after = 0;
+    for (let i = 0; i < 120; i++) {
+      c.step(1000 / 30);
+      const key = i % 60 === 0;
+      if (!second.admit(5000, key, key ? { width: 1280, height: 720 } : undefined)) after++;
+    }
+    expect(after).toBeGreaterThan(100);
+  });
+
+  it("forgets an address's pool when its last camera leaves", () => {
+    const b = new DecodeBudgets(limits, limits.pixelsPerSecond * 2, 1e9);
+    const g = b.gate("203.0.113.7");
+    g.close();
+    expect((b as unknown as { addresses: Map<string, unknown> }).addresses.size).toBe(0);
+  });
+});
+
+describe("ICE gate STUN checks", () => {
+  const request = (user: string, password: string) => {
+    const m = new Message(1, 0);
+    m.setAttribute("USERNAME", user);
+    m.addMessageIntegrity(Buffer.from(password));
+    m.addFingerprint();
+    return m.bytes;
+  };
+  it("finds USERNAME and checks MESSAGE-INTEGRITY as werift signs it", () => {
+    const data = request("abcd:efgh", "s3cret-password-0123456");
+    const cred = stunCredentials(data);
+    if (cred === "stun_malformed") throw new Error("not parsed");
+    expect(cred.username).toBe("abcd:efgh");
+    expect(integrityValid(data, cred.integrityAt, "s3cret-password-0123456")).toBe(true);
+    expect(integrityValid(data, cred.integrityAt, "another-password-987654")).toBe(false);
+  });
+  it("calls truncated and lying lengths malformed", () => {
+    const data = request("abcd:efgh", "pw");
+    expect(stunCredentials(data.subarray(0, 30))).toBe("stun_malformed");
+    const lying = Buffer.from(data);
+    lying.writeUInt16BE(0xfff0, 22); // the first attribute claims to run past the end
+    expect(stunCredentials(lying)).toBe("stun_malformed");
+  });
+});
