@@ -7,6 +7,7 @@ import {
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { guardIce } from "./iceGate.ts";
+import { RetransmitBudget } from "./retransmitBudget.ts";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
 import type { MixerSeat, ParticipantSink } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
@@ -226,6 +227,7 @@ export class Participant extends EventEmitter<{
   private attach(t: RTCRtpTransceiver, track: MediaStreamTrack): void {
     t.setDirection("sendrecv");
     void t.sender.replaceTrack(track);
+    this.boundRetransmissions(t);
     if (t.kind === "video") {
       this.videoTx = t;
       // werift routes a browser's PLI for our sender SSRC to the receiver of a sendrecv
@@ -240,6 +242,30 @@ export class Participant extends EventEmitter<{
       t.receiver.onRtcp.subscribe(onRtcp);
       t.sender.onRtcp.subscribe(onRtcp);
     }
+  }
+
+  /**
+   * werift resends whatever a NACK names, as often as it is named: this receiver's requests are
+   * cut to its retransmission budget before werift's sender sees them (retransmitBudget.ts).
+   */
+  private boundRetransmissions(t: RTCRtpTransceiver): void {
+    const budget = new RetransmitBudget(this.config.retransmitPerSecond);
+    const sender = t.sender as unknown as { handleRtcpPacket(p: RtcpPacket): unknown };
+    const handle = sender.handleRtcpPacket.bind(sender);
+    sender.handleRtcpPacket = (packet: RtcpPacket) => {
+      if (packet instanceof RtcpTransportLayerFeedback && packet.feedback instanceof GenericNack) {
+        const nack = packet.feedback;
+        const r = budget.filter(nack.lost);
+        if (r.rate) metrics.retransmitsRefused.inc({ kind: t.kind, reason: "rate" }, r.rate);
+        if (r.repeat) metrics.retransmitsRefused.inc({ kind: t.kind, reason: "repeat" }, r.repeat);
+        if (!r.allowed.length) return;
+        if (r.allowed.length !== nack.lost.length) {
+          // werift reads `lost`; the receiver's own count (its link) was taken from the whole request.
+          packet = new RtcpTransportLayerFeedback({ header: packet.header, feedback: new GenericNack({ ...nack, lost: r.allowed }) });
+        }
+      }
+      return handle(packet);
+    };
   }
 
   /** The last two reports' loss on our audio, the larger (a loss burst is not forgotten at once). */

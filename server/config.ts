@@ -124,6 +124,8 @@ export interface Config {
   decodeAddressShare: number;
   /** Media taken in from one participant (kbit/s), before werift decrypts it; over it, datagrams are dropped. */
   ingressKbps: number;
+  /** Retransmissions per second one receiver's NACKs may ask of the server (per stream). */
+  retransmitPerSecond: number;
   /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
   stunPerSecond: number;
   /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
@@ -420,6 +422,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     joinOfferTimeoutMs: int(env, "JOIN_OFFER_TIMEOUT_MS", 20_000, 1000, 600_000),
     maxRemoteCandidates: int(env, "MAX_REMOTE_CANDIDATES", 32, 1, 1000),
     stunPerSecond: int(env, "STUN_PER_SECOND", 50, 1, 10_000),
+    retransmitPerSecond: int(env, "RETRANSMIT_MAX_PER_SECOND", 100, 1, 100_000),
     ...decodeBudget(env),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),

@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 import { describe, expect, it } from "vitest";
@@ -68,6 +69,14 @@ describe("loadConfig defaults", () => {
       maxSdpMediaSections: 8,
       maxSdpLines: 1000,
       joinOfferTimeoutMs: 20_000,
+      maxRemoteCandidates: 32,
+      stunPerSecond: 50,
+      retransmitPerSecond: 100,
+      decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000 },
+      decodeAddressPixelsPerSecond: 2 * 1920 * 1080 * 30,
+      decodeServerPixelsPerSecond: 60e6 * os.availableParallelism(),
+      decodeAddressShare: 2,
+      ingressKbps: 8000,
       maxBufferedBytes: 1024 * 1024,
       longPollWindow: 32,
       wsPingMs: 15_000,
@@ -85,6 +94,13 @@ describe("loadConfig defaults", () => {
       maxRecordings: 4,
       recordingsMinFreeMb: 1024,
     });
+  });
+
+  it("reads the decode budget and refuses a frame size that is not one", () => {
+    const c = loadConfig({ DECODE_MAX_FRAME: "1280x720", DECODE_MAX_FPS: "60", DECODE_MAX_KBPS: "2000", DECODE_ADDRESS_SHARE: "4" });
+    expect(c.decode).toMatchObject({ maxFramePixels: 1280 * 720, pixelsPerSecond: 1280 * 720 * 60, bitsPerSecond: 2_000_000 });
+    expect(c).toMatchObject({ decodeAddressPixelsPerSecond: 4 * 1280 * 720 * 60, ingressKbps: 4000 });
+    for (const bad of ["big", "1920", "8x8", "100000x100000"]) expectConfigError({ DECODE_MAX_FRAME: bad }, "DECODE_MAX_FRAME");
   });
 
   it("reads the node settings (several nodes) and refuses what cannot work", () => {
