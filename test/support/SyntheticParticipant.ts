@@ -116,7 +116,7 @@ export class SyntheticParticipant {
   private pcm: Buffer[] = [];
   private pcmBytes = 0;
   private sendingVideo = true;
-  private readonly frames: { data: Buffer; isKeyframe: boolean }[];
+  private frames: { data: Buffer; isKeyframe: boolean }[];
   private readonly opus: Buffer[];
   private videoTx!: RTCRtpTransceiver;
   private audioTx!: RTCRtpTransceiver;
@@ -337,6 +337,12 @@ export class SyntheticParticipant {
     };
   }
   private jitterHooked = false;
+
+  /** Sends another VP8 file from its first frame on (a keyframe): a camera changing what it sends. */
+  switchVideo(file: string): void {
+    this.frames = new IvfReader().push(fs.readFileSync(file)).map((f) => ({ data: f.data, isKeyframe: f.isKeyframe }));
+    this.frameIdx = 0;
+  }
 
   stopVideo(): void {
     this.sendingVideo = false;
