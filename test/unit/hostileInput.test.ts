@@ -7,6 +7,7 @@ import { ffmpegPath } from "../../fixtures/generate.ts";
 import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../mixer/decodeBudget.ts";
 import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
 import { integrityValid, stunCredentials } from "../../server/iceGate.ts";
+import { RetransmitBudget } from "../../server/retransmitBudget.ts";
 
 /** One frame of `size` encoded by the bundled ffmpeg, as a camera would send it. */
 function encodeOne(codec: "h264" | "vp8", size: string): Buffer {
@@ -131,5 +132,30 @@ describe("ICE gate STUN checks", () => {
     const lying = Buffer.from(data);
     lying.writeUInt16BE(0xfff0, 22); // the first attribute claims to run past the end
     expect(stunCredentials(lying)).toBe("stun_malformed");
+  });
+});
+
+describe("retransmission budget", () => {
+  it("resends a NACKed packet at most twice, and at most the budget per second", () => {
+    let t = 0;
+    const b = new RetransmitBudget(100, 2, () => t);
+    const everything = Array.from({ length: 500 }, (_, i) => i);
+    const first = b.filter(everything);
+    expect(first.allowed.length).toBe(100); // a second's burst
+    expect(first.rate).toBe(400);
+    t += 1000;
+    const again = b.filter(everything.slice(0, 100)); // the same packets, a second time and a third
+    expect(again.allowed.length).toBe(100);
+    t += 1000;
+    const third = b.filter(everything.slice(0, 100));
+    expect(third.allowed.length).toBe(0);
+    expect(third.repeat).toBe(100);
+    // A storm of NACKs for the whole history, 50 a second for 10 s, gets 100 resends a second.
+    let resent = 0;
+    for (let i = 0; i < 500; i++) {
+      t += 20;
+      resent += b.filter(Array.from({ length: 128 }, (_, k) => (1000 + i * 7 + k) & 0xffff)).allowed.length;
+    }
+    expect(resent).toBeLessThanOrEqual(100 * 10 + 100);
   });
 });
