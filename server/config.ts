@@ -7,6 +7,7 @@ import type { OpusEngine } from "../mixer/AudioMixer.ts";
 import type { DecodeLimits } from "../mixer/decodeBudget.ts";
 import { LAYOUT_KINDS, type LayoutKind } from "../mixer/layout.ts";
 import type { LogLevel } from "../telemetry/log.ts";
+import { parseProxies } from "./admission.ts";
 
 export type { LogLevel };
 
@@ -142,6 +143,8 @@ export interface Config {
   tokenTtlS: number;
   /** /api and /metrics answer anonymous requests from non-loopback addresses (off: only with API_TOKEN, or from loopback). */
   publicApi: boolean;
+  /** Reverse proxies whose Forwarded / X-Forwarded-For headers name the client (addresses, IPv4 ranges). */
+  trustedProxies: (address: string) => boolean;
 
   // --- Several media nodes (Redis registry; on when REDIS_URL and NODE_URL are both set) ---
   /** How clients and the other nodes reach this node (its signaling and API), e.g. http://10.0.0.5:8080. */
@@ -216,6 +219,15 @@ function decodeBudget(env: NodeJS.ProcessEnv): Pick<Config, "decode" | "decodeAd
     decodeAddressPixelsPerSecond: pixelsPerSecond * share,
     decodeServerPixelsPerSecond: int(env, "DECODE_SERVER_MPX_PER_CORE", 60, 1, 100_000) * 1e6 * os.availableParallelism(),
   };
+}
+
+function trustedProxies(env: NodeJS.ProcessEnv): (address: string) => boolean {
+  const list = (env.TRUSTED_PROXIES || "").split(",").map((p) => p.trim()).filter(Boolean);
+  try {
+    return parseProxies(list);
+  } catch (err) {
+    throw new ConfigError(`TRUSTED_PROXIES must list addresses or IPv4 ranges (10.0.0.0/8), comma-separated: ${(err as Error).message}`);
+  }
 }
 
 function portRange(env: NodeJS.ProcessEnv): [number, number] | undefined {
@@ -430,6 +442,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authSecret: secret(env, "AUTH_SECRET"),
     tokenTtlS: int(env, "TOKEN_TTL_S", 3600, 10, 365 * 86_400),
     publicApi: bool(env, "PUBLIC_API", false),
+    trustedProxies: trustedProxies(env),
     nodeUrl: nodeUrl(env),
     nodeMaxCpu: fraction(env, "NODE_MAX_CPU", 0.8),
     overloadCpu: fraction(env, "OVERLOAD_CPU", 0.85),

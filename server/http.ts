@@ -1,7 +1,7 @@
 // The HTTP side: a thin koa app. Routes call into the domain; they do not hold it.
 import { createHash, timingSafeEqual } from "node:crypto";
 import Koa from "koa";
-import { clientAddress, isLoopback } from "./admission.ts";
+import { isLoopback, requestAddress } from "./admission.ts";
 import { logger } from "../telemetry/log.ts";
 import { metrics, metricsContentType, renderMetrics } from "../telemetry/metrics.ts";
 import type { ClientBundle } from "./clientBundle.ts";
@@ -18,12 +18,12 @@ export function anonymousApiAllowed(address: string, publicApi: boolean): boolea
  * without it, only requests from loopback (the operator's own machine) unless PUBLIC_API=on. The
  * page itself needs neither.
  */
-export function apiAuth(token: string | undefined, publicApi = false): Koa.Middleware {
+export function apiAuth(token: string | undefined, publicApi = false, trusted: (address: string) => boolean = () => false): Koa.Middleware {
   const want = token ? createHash("sha256").update(token).digest() : undefined;
   return async (ctx, next) => {
     if (!ctx.path.startsWith("/api/") && ctx.path !== "/api" && ctx.path !== "/metrics") return next();
     if (!want) {
-      if (anonymousApiAllowed(clientAddress(ctx.req.socket.remoteAddress), publicApi)) return next();
+      if (anonymousApiAllowed(requestAddress(ctx.req, trusted), publicApi)) return next();
       ctx.status = 403;
       ctx.body = { error: "forbidden", message: "set API_TOKEN to use /api and /metrics from another machine (or PUBLIC_API=on)" };
       return;

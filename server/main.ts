@@ -52,7 +52,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const longPoll = longPollSignaling(rooms, config, connections, recordings);
   const client = await loadClient();
   const app = createHttpApp(client, [
-    apiAuth(config.apiToken, config.publicApi),
+    apiAuth(config.apiToken, config.publicApi, config.trustedProxies),
     longPoll.middleware,
     ...(cluster ? [clusterApi(cluster, rooms)] : []),
     recordingsApi(recordings),

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type Koa from "koa";
 import { readBody } from "../httpBody.ts";
-import { clientAddress, type KeyedQuota } from "../admission.ts";
+import { requestAddress, type KeyedQuota } from "../admission.ts";
 import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
@@ -203,7 +203,7 @@ export function longPollSignaling(rooms: Rooms, config: Config, connections: Key
     const id = m[1];
     if (!id) {
       if (ctx.method !== "POST") return refuse(ctx, 405, "method_not_allowed", "POST /signal opens a session");
-      const address = clientAddress(ctx.req.socket.remoteAddress);
+      const address = requestAddress(ctx.req, config.trustedProxies);
       const release = connections.take(address);
       if (!release) {
         return refuse(ctx, 429, "too_many_connections", `this address already has ${config.maxConnectionsPerIp} signaling connections (MAX_CONNECTIONS_PER_IP)`);

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { clientAddress, KeyedQuota } from "../admission.ts";
+import { KeyedQuota, requestAddress } from "../admission.ts";
 import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
@@ -35,7 +35,7 @@ export function attachWebSocketSignaling(rooms: Rooms, config: Config, connectio
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes * 4 });
   const sessions = new Map<WebSocket, SignalingSession>();
   wss.on("connection", (ws: WebSocket, req: IncomingMessage) => {
-    const address = clientAddress(req.socket.remoteAddress);
+    const address = requestAddress(req, config.trustedProxies);
     const session = new SignalingSession(rooms, config, (m) => {
       if (!sendBounded(ws, JSON.stringify(m), config.maxBufferedBytes)) log.info("closed a WebSocket that does not read", { address });
     }, address, recording);
@@ -83,7 +83,7 @@ export function attachWebSocketSignaling(rooms: Rooms, config: Config, connectio
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
       const path = new URL(req.url ?? "/", "http://x").pathname;
       if (path !== "/ws") return false;
-      const release = connections.take(clientAddress(req.socket.remoteAddress));
+      const release = connections.take(requestAddress(req, config.trustedProxies));
       if (!release) {
         metrics.signalingErrors.inc({ code: "too_many_connections" });
         socket.end("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\ntoo many connections from this address\n");

@@ -83,6 +83,7 @@ describe("loadConfig defaults", () => {
       authSecret: undefined,
       tokenTtlS: 3600,
       publicApi: false,
+      trustedProxies: expect.any(Function),
       nodeUrl: undefined,
       nodeMaxCpu: 0.8,
       overloadCpu: 0.85,
@@ -94,6 +95,11 @@ describe("loadConfig defaults", () => {
       maxRecordings: 4,
       recordingsMinFreeMb: 1024,
     });
+  });
+
+  it("refuses a TRUSTED_PROXIES entry that is not an address or range", () => {
+    expect(loadConfig({ TRUSTED_PROXIES: "10.0.0.0/8, 192.0.2.7" }).trustedProxies("10.1.2.3")).toBe(true);
+    for (const bad of ["10.0.0.0/33", "nonsense/8"]) expectConfigError({ TRUSTED_PROXIES: bad }, "TRUSTED_PROXIES");
   });
 
   it("reads the decode budget and refuses a frame size that is not one", () => {

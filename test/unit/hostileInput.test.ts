@@ -8,6 +8,7 @@ import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../
 import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
 import { integrityValid, stunCredentials } from "../../server/iceGate.ts";
 import { RetransmitBudget } from "../../server/retransmitBudget.ts";
+import { parseProxies, requestAddress } from "../../server/admission.ts";
 
 /** One frame of `size` encoded by the bundled ffmpeg, as a camera would send it. */
 function encodeOne(codec: "h264" | "vp8", size: string): Buffer {
@@ -157,5 +158,25 @@ describe("retransmission budget", () => {
       resent += b.filter(Array.from({ length: 128 }, (_, k) => (1000 + i * 7 + k) & 0xffff)).allowed.length;
     }
     expect(resent).toBeLessThanOrEqual(100 * 10 + 100);
+  });
+});
+
+describe("the client address behind a reverse proxy", () => {
+  const trusted = parseProxies(["10.0.0.0/8", "::1", "192.0.2.7"]);
+  const req = (peer: string, headers: Record<string, string> = {}) => ({ socket: { remoteAddress: peer }, headers });
+  it("believes forwarding headers only from a trusted proxy", () => {
+    expect(requestAddress(req("203.0.113.9", { "x-forwarded-for": "127.0.0.1" }), trusted)).toBe("203.0.113.9");
+    expect(requestAddress(req("::ffff:10.1.1.1", { "x-forwarded-for": "198.51.100.4" }), trusted)).toBe("198.51.100.4");
+  });
+  it("takes the nearest untrusted hop, so a client cannot prepend its own", () => {
+    const h = { "x-forwarded-for": "127.0.0.1, 198.51.100.4, 10.2.2.2" };
+    expect(requestAddress(req("10.1.1.1", h), trusted)).toBe("198.51.100.4");
+  });
+  it("reads RFC 7239 Forwarded (quoted, bracketed IPv6, ports) before X-Forwarded-For", () => {
+    const h = { forwarded: 'for=127.0.0.1, for="[2001:db8::5]:4711";proto=https, for=10.3.3.3', "x-forwarded-for": "198.51.100.4" };
+    expect(requestAddress(req("::1", h), trusted)).toBe("2001:db8::5");
+  });
+  it("falls back to the proxy itself without headers", () => {
+    expect(requestAddress(req("192.0.2.7"), trusted)).toBe("192.0.2.7");
   });
 });
