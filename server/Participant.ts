@@ -196,7 +196,7 @@ export class Participant extends EventEmitter<{
       await pc.setRemoteDescription({ type: "offer", sdp });
       // Before werift gathers (in setLocalDescription): its sockets open behind the gate.
       guardIce(pc.iceTransports.map((t) => t.connection as unknown as Parameters<typeof guardIce>[0][number]), {
-        stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress,
+        stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress, rtcpPerSecond: this.config.rtcpPerSecond,
       });
       this.remoteApplied = true;
       for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");

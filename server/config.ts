@@ -125,6 +125,8 @@ export interface Config {
   decodeAddressShare: number;
   /** Media taken in from one participant (kbit/s), before werift decrypts it; over it, datagrams are dropped. */
   ingressKbps: number;
+  /** RTCP packets per second taken from one participant's peer, before werift decrypts them. */
+  rtcpPerSecond: number;
   /** Retransmissions per second one receiver's NACKs may ask of the server (per stream). */
   retransmitPerSecond: number;
   /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
@@ -435,6 +437,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRemoteCandidates: int(env, "MAX_REMOTE_CANDIDATES", 32, 1, 1000),
     stunPerSecond: int(env, "STUN_PER_SECOND", 50, 1, 10_000),
     retransmitPerSecond: int(env, "RETRANSMIT_MAX_PER_SECOND", 100, 1, 100_000),
+    rtcpPerSecond: int(env, "RTCP_MAX_PER_SECOND", 200, 10, 100_000),
     ...decodeBudget(env),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),

@@ -18,7 +18,7 @@ import { TokenBucket } from "./rateLimit.ts";
 
 const log = logger("ice-gate");
 
-export type DropReason = "over_bandwidth" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
+export type DropReason = "over_bandwidth" | "rtcp_rate" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
 
 const MAGIC = 0x2112a442;
 const ATTR_USERNAME = 0x0006;
@@ -95,6 +95,8 @@ export class IngressBudgets {
 export interface IceGateOptions {
   /** Takes a proven datagram's bytes from its participant's and address's bandwidth (IngressBudgets). */
   ingress?: { take(bytes: number): boolean };
+  /** RTCP packets per second taken from the proven peer (a second of burst): reports, NACKs, PLIs, REMB. */
+  rtcpPerSecond?: number;
   /** STUN answers per second to one source address (and the burst). */
   stunPerSecond: number;
   stunBurst: number;
@@ -109,8 +111,9 @@ const MAX_RATE_KEYS = 32;
 /** A socket of a connection that selected a pair elsewhere closes after this long without a datagram it let through. */
 const IDLE_CLOSE_MS = 10_000;
 
-class SocketGate {
+export class SocketGate {
   private readonly proven = new Set<string>();
+  private readonly rtcp: TokenBucket | undefined;
   private readonly rates = new Map<string, TokenBucket>();
   connectedTo: string | undefined;
   connecting = false;
@@ -118,7 +121,9 @@ class SocketGate {
   /** performance.now() of the last datagram it let through. */
   lastAdmitted = 0;
 
-  constructor(private readonly conn: IceConnection, private readonly o: IceGateOptions) {}
+  constructor(private readonly conn: Pick<IceConnection, "localUsername" | "localPassword" | "remoteCandidates">, private readonly o: IceGateOptions) {
+    this.rtcp = o.rtcpPerSecond ? new TokenBucket(o.rtcpPerSecond, o.rtcpPerSecond) : undefined;
+  }
 
   /** Whether this datagram may go on to werift; counts and drops it otherwise. */
   admit(data: Buffer, from: RemoteInfo): boolean {
@@ -135,6 +140,10 @@ class SocketGate {
     if (b >= 20 && b <= 63) return this.proven.has(key) ? undefined : "dtls_from_stranger";
     if (b >= 128 && b <= 191) {
       if (!this.proven.has(key)) return "rtp_from_stranger";
+      // RTCP (RFC 5761: payload types 192-223 in the second byte) is counted by the packet too: a
+      // flood of small reports costs werift a decryption and a parse each, whatever their bytes.
+      const pt = data.length > 1 ? data[1]! : 0;
+      if (pt >= 192 && pt <= 223 && this.rtcp && !this.rtcp.take()) return "rtcp_rate";
       return this.o.ingress && !this.o.ingress.take(data.length) ? "over_bandwidth" : undefined;
     }
     return "not_webrtc";

@@ -72,6 +72,7 @@ describe("loadConfig defaults", () => {
       maxRemoteCandidates: 32,
       stunPerSecond: 50,
       retransmitPerSecond: 100,
+      rtcpPerSecond: 200,
       decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000 },
       decodeAddressPixelsPerSecond: 2 * 1920 * 1080 * 30,
       decodeServerPixelsPerSecond: 60e6 * os.availableParallelism(),

@@ -6,7 +6,7 @@ import { Message } from "werift";
 import { ffmpegPath } from "../../fixtures/generate.ts";
 import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../mixer/decodeBudget.ts";
 import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
-import { integrityValid, stunCredentials } from "../../server/iceGate.ts";
+import { integrityValid, SocketGate, stunCredentials } from "../../server/iceGate.ts";
 import { RetransmitBudget } from "../../server/retransmitBudget.ts";
 import { parseProxies, requestAddress } from "../../server/admission.ts";
 
@@ -178,5 +178,56 @@ describe("the client address behind a reverse proxy", () => {
   });
   it("falls back to the proxy itself without headers", () => {
     expect(requestAddress(req("192.0.2.7"), trusted)).toBe("192.0.2.7");
+  });
+});
+
+describe("ICE gate decisions", () => {
+  const conn = { localUsername: "loc1", localPassword: "local-password-0123456789", remoteCandidates: [{ host: "198.51.100.7", port: 5000 }] };
+  const peer = { address: "198.51.100.7", port: 5000, family: "IPv4" as const, size: 0 };
+  const stranger = { ...peer, address: "203.0.113.66", port: 6666 };
+  const binding = (user: string, pw: string) => {
+    const m = new Message(1, 0);
+    m.setAttribute("USERNAME", user);
+    m.addMessageIntegrity(Buffer.from(pw));
+    m.addFingerprint();
+    return m.bytes;
+  };
+  const rtcp = Buffer.from([0x81, 201, 0, 7, ...new Array(28).fill(1)]);
+  const rtp = Buffer.from([0x80, 96, 0, 1, ...new Array(100).fill(2)]);
+
+  it("lets media in only from a peer that proved it knows the ICE password", () => {
+    const gate = new SocketGate(conn, { stunPerSecond: 50, stunBurst: 100, participant: "t" });
+    expect(gate.admit(rtp, peer)).toBe(false); // not proven yet
+    expect(gate.admit(binding("nobody:x", conn.localPassword), stranger)).toBe(false); // unknown username
+    expect(gate.admit(binding("loc1:rem1", "a-wrong-password-000000000"), stranger)).toBe(false); // bad integrity
+    expect(gate.admit(binding("loc1:rem1", conn.localPassword), peer)).toBe(true);
+    expect(gate.admit(rtp, peer)).toBe(true);
+    expect(gate.admit(rtp, stranger)).toBe(false);
+    expect(gate.admit(Buffer.from([70, 1, 2, 3]), peer)).toBe(false); // not STUN, DTLS or RTP
+  });
+
+  it("holds a proven peer's RTCP to its rate, and its media to its bandwidth", () => {
+    let bytes = 0;
+    const gate = new SocketGate(conn, { stunPerSecond: 50, stunBurst: 100, participant: "t", rtcpPerSecond: 200, ingress: { take: (n) => (bytes += n) <= 50_000 } });
+    gate.admit(binding("loc1:rem1", conn.localPassword), peer);
+    let reports = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < 5000; i++) if (gate.admit(rtcp, peer)) reports++;
+    expect(reports).toBeGreaterThanOrEqual(200);
+    expect(reports).toBeLessThanOrEqual(200 + Math.ceil(((performance.now() - t0) / 1000) * 200) + 1); // a burst, not the flood
+    let media = 0;
+    for (let i = 0; i < 5000; i++) if (gate.admit(rtp, peer)) media++;
+    expect(media).toBeLessThan(5000);
+    expect(media * rtp.length).toBeLessThanOrEqual(50_000);
+  });
+
+  it("answers a proven peer's checks at most at STUN_PER_SECOND (amplification)", () => {
+    const gate = new SocketGate(conn, { stunPerSecond: 50, stunBurst: 100, participant: "t" });
+    const checks = Array.from({ length: 1000 }, () => binding("loc1:rem1", conn.localPassword));
+    let answered = 0;
+    const t0 = performance.now();
+    for (const c of checks) if (gate.admit(c, peer)) answered++;
+    expect(answered).toBeGreaterThanOrEqual(100);
+    expect(answered).toBeLessThanOrEqual(100 + Math.ceil(((performance.now() - t0) / 1000) * 50) + 1);
   });
 });
