@@ -142,7 +142,10 @@ describe("a call of Chromium and Firefox pages", () => {
   }, 120_000);
 
   it("busy machine: every page keeps 720p and 50 packets/s, frames keep coming", async () => {
+    // A retry must not leave the first try's spinners running (they would starve every later test).
+    await load?.stop();
     load = startLoad();
+    try {
     await new Promise((r) => setTimeout(r, 3000));
     const busy = await measure(12_000);
     const p1Id = await pages[1]!.evaluate(() => (window as any).mixroom.participantId as string);
@@ -152,7 +155,9 @@ describe("a call of Chromium and Firefox pages", () => {
     // composed); the 500 ms holds for the synthetic receivers (test/e2e/busy.test.ts).
     expectServed(busy, { fps: 5, gapMs: 1000 });
     expect(pinMs, "a pin shows on every page (ms)").toBeLessThan(6000);
-    await load.stop();
-    load = undefined;
+    } finally {
+      await load?.stop();
+      load = undefined;
+    }
   }, 120_000);
 });

@@ -13,6 +13,9 @@ function cycle() {
   setTimeout(cycle, 100 * (1 - duty));
 }
 cycle();
+// Never outlive the test that started it: orphaned (its parent gone), it stops.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && process.exit(0), 500);
 `;
 
 export interface LoadHarness {
