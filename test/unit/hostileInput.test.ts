@@ -111,14 +111,16 @@ describe("decode budget", () => {
   });
 });
 
+/** A STUN binding request as werift signs one (USERNAME, MESSAGE-INTEGRITY, FINGERPRINT). */
+function request(user: string, password: string): Buffer {
+  const m = new Message(1, 0);
+  m.setAttribute("USERNAME", user);
+  m.addMessageIntegrity(Buffer.from(password));
+  m.addFingerprint();
+  return m.bytes;
+}
+
 describe("ICE gate STUN checks", () => {
-  const request = (user: string, password: string) => {
-    const m = new Message(1, 0);
-    m.setAttribute("USERNAME", user);
-    m.addMessageIntegrity(Buffer.from(password));
-    m.addFingerprint();
-    return m.bytes;
-  };
   it("finds USERNAME and checks MESSAGE-INTEGRITY as werift signs it", () => {
     const data = request("abcd:efgh", "s3cret-password-0123456");
     const cred = stunCredentials(data);
@@ -185,13 +187,7 @@ describe("ICE gate decisions", () => {
   const conn = { localUsername: "loc1", localPassword: "local-password-0123456789", remoteCandidates: [{ host: "198.51.100.7", port: 5000 }] };
   const peer = { address: "198.51.100.7", port: 5000, family: "IPv4" as const, size: 0 };
   const stranger = { ...peer, address: "203.0.113.66", port: 6666 };
-  const binding = (user: string, pw: string) => {
-    const m = new Message(1, 0);
-    m.setAttribute("USERNAME", user);
-    m.addMessageIntegrity(Buffer.from(pw));
-    m.addFingerprint();
-    return m.bytes;
-  };
+  const binding = request;
   const rtcp = Buffer.from([0x81, 201, 0, 7, ...new Array(28).fill(1)]);
   const rtp = Buffer.from([0x80, 96, 0, 1, ...new Array(100).fill(2)]);
 
