@@ -34,7 +34,7 @@ afterEach(() => vi.restoreAllMocks());
 
 describe("patched werift helpers match the originals", () => {
   it("the patch is applied (npm ci runs patch-package at postinstall)", () => {
-    for (const f of [getBit, ntpTime, new Event().execute]) expect(String(f)).toContain("mixroom patch");
+    for (const f of [getBit, ntpTime, new Event().execute, RtpHeader.deSerialize]) expect(String(f)).toContain("mixroom patch");
   });
 
   it("getBit: every byte, start and length", () => {
@@ -115,6 +115,26 @@ describe("RTP header parsing (getBit inside)", () => {
       expect(h.payloadType).toBe(raw[1] & 127);
       expect(h.sequenceNumber).toBe(raw.readUInt16BE(2));
       if (!h.padding) expect(RtpPacket.deSerialize(raw).serialize().equals(raw)).toBe(true);
+    }
+  });
+});
+
+describe("RTP header extensions (appended in place by the patch)", () => {
+  it("a block of hundreds of elements, one- and two-byte, parses to every element in order", () => {
+    for (const twoByte of [false, true]) {
+      const body: number[] = [];
+      const want: { id: number; payload: number[] }[] = [];
+      for (let k = 0; k < 400; k++) {
+        const id = twoByte ? 1 + (k % 250) : 1 + (k % 14);
+        const payload = [k & 255, (k * 7) & 255];
+        want.push({ id, payload });
+        body.push(...(twoByte ? [id, 2] : [(id << 4) | 1]), ...payload);
+      }
+      while (body.length % 4) body.push(0);
+      const raw = Buffer.from([0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, ...(twoByte ? [0x10, 0x00] : [0xbe, 0xde]), (body.length / 4) >> 8, (body.length / 4) & 255, ...body, 1, 2, 3]);
+      const h = RtpHeader.deSerialize(raw);
+      expect(h.extensions.map((e) => ({ id: e.id, payload: [...e.payload] }))).toEqual(want);
+      expect(h.payloadOffset).toBe(raw.length - 3);
     }
   });
 });
