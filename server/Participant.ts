@@ -3,7 +3,7 @@
 // mix-minus audio.
 import { EventEmitter } from "node:events";
 import {
-  MediaStreamTrack, RTCPeerConnection, type RTCDataChannel, GenericNack, RtcpPayloadSpecificFeedback, RtcpRrPacket, RtcpSrPacket, RtcpTransportLayerFeedback, useFIR, useH264, useNACK, useOPUS, usePLI, useSdesMid, useVP8,
+  MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, type RTCDataChannel, GenericNack, RtcpPayloadSpecificFeedback, RtcpRrPacket, RtcpSrPacket, RtcpTransportLayerFeedback, useFIR, useH264, useNACK, useOPUS, usePLI, useSdesMid, useVP8,
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { guardIce } from "./iceGate.ts";
@@ -31,6 +31,21 @@ function negotiatedCodec(t: RTCRtpTransceiver | undefined): VideoCodec | undefin
   return mime === "video/h264" ? "h264" : mime === "video/vp8" ? "vp8" : undefined;
 }
 export type { Quality };
+
+/**
+ * What werift would do with an RTP packet, read from its router before it decrypts one: media on
+ * an SSRC it has no receiver for, or in a payload type that receiver did not negotiate, it drops
+ * after SRTP and a header parse. The gate drops them first, counted (SSRC churn, stray types).
+ */
+function mediaRoutes(pc: RTCPeerConnection): (ssrc: number, payloadType: number) => "ssrc" | "payload_type" | undefined {
+  const router = (pc as unknown as { router: { ssrcTable: Record<number, unknown>; ridTable: Record<string, unknown> } }).router;
+  return (ssrc, payloadType) => {
+    for (const _rid in router.ridTable) return undefined; // rid-routed (simulcast): werift maps their SSRCs as they come
+    const owner = router.ssrcTable[ssrc];
+    if (!(owner instanceof RTCRtpReceiver)) return "ssrc";
+    return (owner as unknown as { codecs: Record<number, unknown> }).codecs[payloadType] ? undefined : "payload_type";
+  };
+}
 export type CloseReason = "left" | "disconnected" | "ice-failed" | "room-closed" | "room-ended" | "kicked" | "no-offer" | "shutdown";
 
 /** Open rooms (no AUTH_SECRET): everyone publishes and subscribes; recording follows CLIENT_RECORDING. */
@@ -197,6 +212,7 @@ export class Participant extends EventEmitter<{
       // Before werift gathers (in setLocalDescription): its sockets open behind the gate.
       guardIce(pc.iceTransports.map((t) => t.connection as unknown as Parameters<typeof guardIce>[0][number]), {
         stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress, rtcpPerSecond: this.config.rtcpPerSecond,
+        maxPacketBytes: this.config.rtpMaxPacketBytes, maxExtensionBytes: this.config.rtpMaxExtensionBytes, routes: mediaRoutes(pc),
       });
       this.remoteApplied = true;
       for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");

@@ -129,6 +129,9 @@ export interface Config {
   rtcpPerSecond: number;
   /** Retransmissions per second one receiver's NACKs may ask of the server (per stream). */
   retransmitPerSecond: number;
+  /** Largest RTP/RTCP datagram taken from a participant, and its largest RTP header-extension block (bytes). */
+  rtpMaxPacketBytes: number;
+  rtpMaxExtensionBytes: number;
   /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
   stunPerSecond: number;
   /** Outgoing bytes a WebSocket may have buffered before the server closes it (a client that does not read). */
@@ -438,6 +441,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stunPerSecond: int(env, "STUN_PER_SECOND", 50, 1, 10_000),
     retransmitPerSecond: int(env, "RETRANSMIT_MAX_PER_SECOND", 100, 1, 100_000),
     rtcpPerSecond: int(env, "RTCP_MAX_PER_SECOND", 200, 10, 100_000),
+    rtpMaxPacketBytes: int(env, "RTP_MAX_PACKET_BYTES", 1500, 1280, 65_535),
+    rtpMaxExtensionBytes: int(env, "RTP_MAX_HEADER_EXTENSION_BYTES", 256, 16, 65_535),
     ...decodeBudget(env),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     longPollWindow: int(env, "LONGPOLL_WINDOW", 32, 1, 10_000),

@@ -6,6 +6,9 @@
 //    answers are rate-limited per source address (STUN is an amplification tool);
 //  - a STUN response passes only from an address we check (a remote candidate) or that has checked us;
 //  - DTLS, RTP and RTCP pass only from an address that has proved it knows our ICE password;
+//    RTP and RTCP only up to a datagram size, RTP only with a well-formed header, a bounded
+//    header-extension block, and an SSRC and payload type the session negotiated (its header is
+//    in the clear under SRTP, so this costs no decryption);
 //  - anything else is dropped.
 // Once ICE has selected its pair, the socket is connect()ed to the remote address: from then on
 // the kernel itself drops datagrams from anyone else, so a spray at the port costs this process
@@ -18,7 +21,7 @@ import { TokenBucket } from "./rateLimit.ts";
 
 const log = logger("ice-gate");
 
-export type DropReason = "over_bandwidth" | "rtcp_rate" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
+export type DropReason = "over_bandwidth" | "rtcp_rate" | "rtp_oversize" | "rtp_malformed" | "rtp_extension_size" | "rtp_unknown_ssrc" | "rtp_payload_type" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
 
 const MAGIC = 0x2112a442;
 const ATTR_USERNAME = 0x0006;
@@ -102,6 +105,16 @@ export interface IceGateOptions {
   stunBurst: number;
   /** Who owns the sockets, for the log. */
   participant: string;
+  /** Largest RTP or RTCP datagram taken (a browser's are ≤ 1,250 bytes). */
+  maxPacketBytes?: number;
+  /** Largest RTP header-extension block (RFC 8285), bytes after its 4-byte header. */
+  maxExtensionBytes?: number;
+  /**
+   * Whether werift routes this SSRC to one of our receivers and it negotiated this payload type
+   * there; undefined until the session has both. Media with neither is dropped unread (SSRC churn,
+   * payload types not negotiated).
+   */
+  routes?: (ssrc: number, payloadType: number) => "ssrc" | "payload_type" | undefined;
 }
 
 /** Source addresses that proved they know our ICE password; a few per connection (host, srflx, relay). */
@@ -142,11 +155,32 @@ export class SocketGate {
       if (!this.proven.has(key)) return "rtp_from_stranger";
       // RTCP (RFC 5761: payload types 192-223 in the second byte) is counted by the packet too: a
       // flood of small reports costs werift a decryption and a parse each, whatever their bytes.
+      if (this.o.maxPacketBytes && data.length > this.o.maxPacketBytes) return "rtp_oversize";
       const pt = data.length > 1 ? data[1]! : 0;
-      if (pt >= 192 && pt <= 223 && this.rtcp && !this.rtcp.take()) return "rtcp_rate";
+      if (pt >= 192 && pt <= 223) {
+        if (this.rtcp && !this.rtcp.take()) return "rtcp_rate";
+      } else {
+        const bad = this.judgeRtp(data);
+        if (bad) return bad;
+      }
       return this.o.ingress && !this.o.ingress.take(data.length) ? "over_bandwidth" : undefined;
     }
     return "not_webrtc";
+  }
+
+  /** An RTP header as RFC 3550 / 8285 lay it out, within its bounds, on a stream the session has. */
+  private judgeRtp(data: Buffer): DropReason | undefined {
+    const len = data.length;
+    const off = 12 + 4 * (data[0]! & 0x0f);
+    if (off > len) return "rtp_malformed";
+    if (data[0]! & 0x10) {
+      if (off + 4 > len) return "rtp_malformed";
+      const ext = data.readUInt16BE(off + 2) * 4;
+      if (off + 4 + ext > len) return "rtp_malformed";
+      if (this.o.maxExtensionBytes !== undefined && ext > this.o.maxExtensionBytes) return "rtp_extension_size";
+    }
+    const miss = this.o.routes?.(data.readUInt32BE(8), data[1]! & 0x7f);
+    return miss === "ssrc" ? "rtp_unknown_ssrc" : miss === "payload_type" ? "rtp_payload_type" : undefined;
   }
 
   private judgeStun(data: Buffer, from: RemoteInfo, key: string): DropReason | undefined {

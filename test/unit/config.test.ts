@@ -73,6 +73,8 @@ describe("loadConfig defaults", () => {
       stunPerSecond: 50,
       retransmitPerSecond: 100,
       rtcpPerSecond: 200,
+      rtpMaxPacketBytes: 1500,
+      rtpMaxExtensionBytes: 256,
       decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000 },
       decodeAddressPixelsPerSecond: 2 * 1920 * 1080 * 30,
       decodeServerPixelsPerSecond: 60e6 * os.availableParallelism(),

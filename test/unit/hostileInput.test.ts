@@ -9,6 +9,7 @@ import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
 import { integrityValid, SocketGate, stunCredentials } from "../../server/iceGate.ts";
 import { RetransmitBudget } from "../../server/retransmitBudget.ts";
 import { parseProxies, requestAddress } from "../../server/admission.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 
 /** One frame of `size` encoded by the bundled ffmpeg, as a camera would send it. */
 function encodeOne(codec: "h264" | "vp8", size: string): Buffer {
@@ -215,6 +216,40 @@ describe("ICE gate decisions", () => {
     for (let i = 0; i < 5000; i++) if (gate.admit(rtp, peer)) media++;
     expect(media).toBeLessThan(5000);
     expect(media * rtp.length).toBeLessThanOrEqual(50_000);
+  });
+
+  it("takes RTP only well formed, within its sizes, on a negotiated SSRC and payload type; counts each refusal", () => {
+    const routes = (ssrc: number, pt: number) => (ssrc !== 0x1234 ? "ssrc" : pt !== 96 ? "payload_type" : undefined);
+    const gate = new SocketGate(conn, { stunPerSecond: 50, stunBurst: 100, participant: "t", maxPacketBytes: 1500, maxExtensionBytes: 256, routes });
+    gate.admit(binding("loc1:rem1", conn.localPassword), peer);
+    const packet = (o: { pt?: number; ssrc?: number; cc?: number; ext?: number; extClaim?: number; payload?: number }) => {
+      const b = Buffer.alloc(12 + 4 * (o.cc ?? 0) + (o.ext !== undefined ? 4 + o.ext : 0) + (o.payload ?? 100));
+      b[0] = 0x80 | (o.ext !== undefined ? 0x10 : 0) | (o.cc ?? 0);
+      b[1] = o.pt ?? 96;
+      b.writeUInt32BE(o.ssrc ?? 0x1234, 8);
+      if (o.ext !== undefined) b.writeUInt16BE(0xbede, 12 + 4 * (o.cc ?? 0)), b.writeUInt16BE((o.extClaim ?? o.ext) / 4, 14 + 4 * (o.cc ?? 0));
+      return b;
+    };
+    const dropped = (reason: string) => metrics.udpDropped.get({ reason });
+    const cases: [Buffer, string | undefined][] = [
+      [packet({}), undefined],
+      [packet({ ext: 8, cc: 2 }), undefined],
+      [packet({ ext: 256, payload: 1100 }), undefined],
+      [packet({ payload: 1500 }), "rtp_oversize"],
+      [packet({ ext: 260 }), "rtp_extension_size"],
+      [packet({ ext: 8, extClaim: 4000, payload: 0 }), "rtp_malformed"], // the block claims more than the packet has
+      [packet({ cc: 15, payload: 0 }).subarray(0, 40), "rtp_malformed"], // CSRCs past the end
+      [packet({}).subarray(0, 8), "rtp_malformed"],
+      [packet({ ssrc: 0x9999 }), "rtp_unknown_ssrc"],
+      [packet({ pt: 97 }), "rtp_payload_type"],
+    ];
+    for (const [p, reason] of cases) {
+      const before = reason ? dropped(reason) : 0;
+      expect(gate.admit(p, peer), reason ?? "well formed").toBe(reason === undefined);
+      if (reason) expect(dropped(reason)).toBe(before + 1);
+    }
+    // RTCP is not RTP: its SSRC and type are not media's, and only its size and rate are checked.
+    expect(gate.admit(Buffer.from([0x81, 201, 0, 7, ...new Array(28).fill(1)]), peer)).toBe(true);
   });
 
   it("answers a proven peer's checks at most at STUN_PER_SECOND (amplification)", () => {
