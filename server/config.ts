@@ -220,6 +220,7 @@ function decodeBudget(env: NodeJS.ProcessEnv): Pick<Config, "decode" | "decodeAd
       pixelsPerSecond,
       bitsPerSecond: kbps * 1000,
       oversizeIntervalMs: int(env, "DECODE_OVERSIZE_INTERVAL_MS", 5000, 500, 600_000),
+      resizeIntervalMs: int(env, "DECODE_RESIZE_INTERVAL_MS", 1000, 0, 600_000),
     },
     decodeAddressPixelsPerSecond: pixelsPerSecond * share,
     decodeServerPixelsPerSecond: int(env, "DECODE_SERVER_MPX_PER_CORE", 60, 1, 100_000) * 1e6 * os.availableParallelism(),

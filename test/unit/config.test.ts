@@ -75,7 +75,7 @@ describe("loadConfig defaults", () => {
       rtcpPerSecond: 200,
       rtpMaxPacketBytes: 1500,
       rtpMaxExtensionBytes: 256,
-      decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000 },
+      decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000, resizeIntervalMs: 1000 },
       decodeAddressPixelsPerSecond: 2 * 1920 * 1080 * 30,
       decodeServerPixelsPerSecond: 60e6 * os.availableParallelism(),
       decodeAddressShare: 2,

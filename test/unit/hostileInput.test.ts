@@ -36,7 +36,7 @@ describe("picture size from the frame header", () => {
 });
 
 describe("decode budget", () => {
-  const limits: DecodeLimits = { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4e6, oversizeIntervalMs: 5000 };
+  const limits: DecodeLimits = { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4e6, oversizeIntervalMs: 5000, resizeIntervalMs: 1000 };
   const clock = () => {
     let t = 0;
     return { now: () => t, step: (ms: number) => (t += ms) };
@@ -66,6 +66,32 @@ describe("decode budget", () => {
     const r = run(g, c, 3840, 2160, 30, 10);
     expect(r.ok).toBe(2); // keyframes every 2 s, one taken each 5 s
     expect(r.reasons.oversize! + r.reasons.reference!).toBe(298);
+  });
+
+  it("takes one size change per interval from a sender that changes size on every keyframe, and asks for a keyframe once it may", () => {
+    const c = clock();
+    const g = new DecodeGate(limits, [], c.now);
+    const sizes = [{ width: 1280, height: 720 }, { width: 320, height: 180 }];
+    let changes = 0;
+    let shown = sizes[0]!;
+    const reasons: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) {
+      c.step(1000 / 30);
+      const key = i % 3 === 0; // a keyframe every 3 frames, each at the other size
+      const size = sizes[(i / 3) & 1]!;
+      const r = g.admit(2000, key, key ? size : undefined);
+      if (r) reasons[r] = (reasons[r] ?? 0) + 1;
+      else if (key && (size.width !== shown.width || i === 0)) (changes += i === 0 ? 0 : 1), (shown = size);
+      if (r === "resize") expect(g.roomForKeyframe).toBe(false);
+    }
+    expect(changes).toBeGreaterThanOrEqual(9); // 10 s: one change a second, no more
+    expect(changes).toBeLessThanOrEqual(10);
+    expect(reasons.resize).toBeGreaterThan(40); // every keyframe at the other size but those ten (the rest match the size shown)
+    c.step(1000);
+    expect(g.roomForKeyframe).toBe(true);
+    // A camera that keeps its size is never held back by this.
+    const steady = new DecodeGate(limits, [], c.now);
+    for (let i = 0; i < 300; i++) (c.step(1000 / 30), expect(steady.admit(2000, i % 3 === 0, i % 3 === 0 ? sizes[0] : undefined)).toBeUndefined());
   });
 
   it("holds a 1080p camera at 120 fps to its pixel rate, and a 20 Mbit/s one to its bit rate", () => {
