@@ -8,6 +8,7 @@ import {
 } from "werift";
 import { guardIce } from "./iceGate.ts";
 import { RetransmitBudget } from "./retransmitBudget.ts";
+import { guardSctp, sctpAssociation } from "./sctpGuard.ts";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
 import type { MixerSeat, ParticipantSink } from "../mixer/Mixer.ts";
 import type { Config } from "./config.ts";
@@ -21,6 +22,8 @@ import type { VideoCodec } from "../mixer/CompositeEncoder.ts";
 import { acceptBundleOnly, isMdnsCandidate, preferH264Mode1, announceIp, checkOffer, offeredMedia, type OfferedMedia } from "./sdp.ts";
 
 const log = logger("participant");
+/** DataChannels other than the one chat channel a participant may ask for before all its DataChannels stop. */
+const MAX_REFUSED_CHANNELS = 16;
 
 
 export type { Right };
@@ -70,6 +73,9 @@ export class Participant extends EventEmitter<{
   private closed = false;
   private chat: RTCDataChannel | undefined;
   private readonly chatLimit = new TokenBucket(2, 5);
+  /** Error replies on the chat channel: a flood of bad messages gets a few answers, not one each (all are counted). */
+  private readonly chatErrorReplies = new TokenBucket(1, 3);
+  private channelsRefused = 0;
   /** Its place in the room's mix, once its offer is accepted (it holds that, not the mixer). */
   private seat: MixerSeat | undefined;
   /** What the accepted offer sends (mic, camera); undefined until then. */
@@ -165,7 +171,18 @@ export class Participant extends EventEmitter<{
       }
     });
     pc.onDataChannel.subscribe((dc) => {
-      if (dc.label !== "chat") return;
+      // One "chat" channel is all a client needs; werift keeps every channel it is asked to open.
+      if (dc.label !== "chat" || this.chat) {
+        metrics.dataChannelDropped.inc({ reason: "channel" });
+        if (++this.channelsRefused > MAX_REFUSED_CHANNELS) {
+          metrics.dataChannelDropped.inc({ reason: "too_many_channels" });
+          log.warn("participant opened too many DataChannels: its DataChannels are stopped", { participant: this.id });
+          void (pc as unknown as { sctpTransport?: { stop(): Promise<void> } }).sctpTransport?.stop().catch(() => {});
+          return;
+        }
+        dc.close();
+        return;
+      }
       this.chat = dc;
       dc.onMessage.subscribe((raw) => this.onChatInput(raw));
     });
@@ -214,6 +231,8 @@ export class Participant extends EventEmitter<{
         stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress, rtcpPerSecond: this.config.rtcpPerSecond,
         maxPacketBytes: this.config.rtpMaxPacketBytes, maxExtensionBytes: this.config.rtpMaxExtensionBytes, routes: mediaRoutes(pc),
       });
+      const sctp = sctpAssociation(pc);
+      if (sctp) guardSctp(sctp);
       this.remoteApplied = true;
       for (const c of this.early.splice(0)) this.applyCandidate(c, "before_offer");
       for (const t of pc.getTransceivers()) {
@@ -335,7 +354,7 @@ export class Participant extends EventEmitter<{
     } catch (err) {
       const e = err instanceof ProtocolError ? err : new ProtocolError("internal", (err as Error).message);
       metrics.signalingErrors.inc({ code: `chat_${e.code}` });
-      this.sendOnChat({ type: "error", code: e.code, message: e.message });
+      if (this.chatErrorReplies.take()) this.sendOnChat({ type: "error", code: e.code, message: e.message });
     }
   }
 

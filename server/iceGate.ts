@@ -150,7 +150,11 @@ export class SocketGate {
     const b = data.length ? data[0]! : 255;
     const key = `${from.address}:${from.port}`;
     if (b < 4) return this.judgeStun(data, from, key);
-    if (b >= 20 && b <= 63) return this.proven.has(key) ? undefined : "dtls_from_stranger";
+    if (b >= 20 && b <= 63) {
+      if (!this.proven.has(key)) return "dtls_from_stranger";
+      // DTLS carries the DataChannels (SCTP): its bytes come out of the same bandwidth as media.
+      return this.o.ingress && !this.o.ingress.take(data.length) ? "over_bandwidth" : undefined;
+    }
     if (b >= 128 && b <= 191) {
       if (!this.proven.has(key)) return "rtp_from_stranger";
       // RTCP (RFC 5761: payload types 192-223 in the second byte) is counted by the packet too: a

@@ -12,6 +12,7 @@ import { KeyedQuota } from "./admission.ts";
 import { apiAuth, createHttpApp } from "./http.ts";
 import { longPollSignaling } from "./signaling/longpoll.ts";
 import { logger, setLogLevel } from "../telemetry/log.ts";
+import { metrics } from "../telemetry/metrics.ts";
 import { recordingsApi } from "./recordings/api.ts";
 import { Recordings } from "./recordings/Recordings.ts";
 import { Rooms } from "./Rooms.ts";
@@ -20,6 +21,21 @@ import { tokensApi } from "./tokensApi.ts";
 import { attachWebSocketSignaling } from "./signaling/websocket.ts";
 
 const log = logger("server");
+
+let rejectionsWatched = false;
+/**
+ * A promise rejected with no handler (Node would end the process) is logged and counted instead:
+ * werift runs much of a peer's input in fire-and-forget async code, and one client's odd packet
+ * must not take down every room. Uncaught exceptions still end the process.
+ */
+function watchRejections(): void {
+  if (rejectionsWatched) return;
+  rejectionsWatched = true;
+  process.on("unhandledRejection", (reason) => {
+    metrics.unhandledRejections.inc();
+    log.error("unhandled promise rejection (the server goes on)", { error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) });
+  });
+}
 /** What clients are told to wait before reconnecting when this server shuts down. */
 const RECONNECT_AFTER_MS = 2000;
 
@@ -40,6 +56,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const config = { ...loadConfig(), ...overrides };
   setLogLevel(config.logLevel);
   killFfmpegOnExit();
+  watchRejections();
   setFfmpegSpawning(config.ffmpegSpawn);
   const { redisUrl, nodeUrl } = config;
   // The registry reads this node's rooms at each heartbeat (after start), so it can come first.

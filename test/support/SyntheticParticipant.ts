@@ -5,7 +5,7 @@ import fs from "node:fs";
 import WebSocket from "ws";
 import {
   H264Packetizer, MediaStreamTrack, OpusPacketizer, RTCPeerConnection, RtcpPayloadSpecificFeedback, Vp8Packetizer, useFIR, useH264, useNACK, useOPUS, usePLI, useVP8,
-  type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
+  type RTCDataChannel, type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { MediaClock } from "../../mixer/clock.ts";
 import { FfmpegProcess } from "../../mixer/FfmpegProcess.ts";
@@ -51,6 +51,8 @@ export interface SyntheticOptions {
   ignorePli?: boolean;
   /** A room token, for servers with AUTH_SECRET. */
   token?: string;
+  /** Open the "chat" DataChannel in its offer, as the browser client does (`chatReceived`, `sendChat`). */
+  chat?: boolean;
   /** The rung policy asked for in `join` (auto, high, low). */
   quality?: "auto" | "high" | "low";
   /**
@@ -113,6 +115,9 @@ export class SyntheticParticipant {
   decodedFrames = 0;
   /** When each audio packet from the server arrived (performance.now() ms). */
   audioPacketTimes: number[] = [];
+  /** Messages that came on its chat channel (chat from others, errors), with their arrival time. */
+  readonly chatReceived: { at: number; msg: { type: string; from?: string; text?: string; code?: string } }[] = [];
+  chatChannel: RTCDataChannel | undefined;
   private pcm: Buffer[] = [];
   private pcmBytes = 0;
   private sendingVideo = true;
@@ -227,6 +232,10 @@ export class SyntheticParticipant {
     };
     this.videoTx.sender.onRtcp.subscribe(onCameraRtcp);
     this.videoTx.receiver.onRtcp.subscribe(onCameraRtcp);
+    if (this.o.chat) {
+      const dc = (this.chatChannel = this.pc.createDataChannel("chat"));
+      dc.onMessage.subscribe((raw) => this.chatReceived.push({ at: performance.now(), msg: JSON.parse(raw.toString()) }));
+    }
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     const before = this.messages.length;
@@ -337,6 +346,14 @@ export class SyntheticParticipant {
     };
   }
   private jitterHooked = false;
+
+  /** Sends a chat message once its channel is open (resolves when it is handed to SCTP). */
+  async sendChat(text: string): Promise<void> {
+    const dc = this.chatChannel;
+    if (!dc) throw new Error(`${this.o.name}: no chat channel (option chat)`);
+    if (dc.readyState !== "open") await new Promise<void>((r) => dc.stateChanged.subscribe((s) => s === "open" && r()));
+    dc.send(JSON.stringify({ text }));
+  }
 
   /** Sends another VP8 file from its first frame on (a keyframe): a camera changing what it sends. */
   switchVideo(file: string): void {
