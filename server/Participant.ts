@@ -180,7 +180,8 @@ export class Participant extends EventEmitter<{
           void (pc as unknown as { sctpTransport?: { stop(): Promise<void> } }).sctpTransport?.stop().catch(() => {});
           return;
         }
-        dc.close();
+        // After werift has opened and acknowledged it (closing inside its open handler breaks that).
+        setImmediate(() => dc.close());
         return;
       }
       this.chat = dc;
@@ -230,6 +231,7 @@ export class Participant extends EventEmitter<{
       guardIce(pc.iceTransports.map((t) => t.connection as unknown as Parameters<typeof guardIce>[0][number]), {
         stunPerSecond: this.config.stunPerSecond, stunBurst: this.config.stunPerSecond * 2, participant: this.id, ingress: this.ingress, rtcpPerSecond: this.config.rtcpPerSecond,
         maxPacketBytes: this.config.rtpMaxPacketBytes, maxExtensionBytes: this.config.rtpMaxExtensionBytes, routes: mediaRoutes(pc),
+        dataBytesPerSecond: (this.config.dataChannelKbps * 1000) / 8,
       });
       const sctp = sctpAssociation(pc);
       if (sctp) guardSctp(sctp);

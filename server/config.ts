@@ -131,6 +131,8 @@ export interface Config {
   retransmitPerSecond: number;
   /** Largest RTP/RTCP datagram taken from a participant, and its largest RTP header-extension block (bytes). */
   rtpMaxPacketBytes: number;
+  /** DataChannel (chat) bandwidth taken from one participant (kbit/s), before werift decrypts it. */
+  dataChannelKbps: number;
   rtpMaxExtensionBytes: number;
   /** STUN binding answers per second to one source address, per ICE socket (twice that at once). */
   stunPerSecond: number;
@@ -443,6 +445,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retransmitPerSecond: int(env, "RETRANSMIT_MAX_PER_SECOND", 100, 1, 100_000),
     rtcpPerSecond: int(env, "RTCP_MAX_PER_SECOND", 200, 10, 100_000),
     rtpMaxPacketBytes: int(env, "RTP_MAX_PACKET_BYTES", 1500, 1280, 65_535),
+    dataChannelKbps: int(env, "DATACHANNEL_MAX_KBPS", 128, 16, 1_000_000),
     rtpMaxExtensionBytes: int(env, "RTP_MAX_HEADER_EXTENSION_BYTES", 256, 16, 65_535),
     ...decodeBudget(env),
     maxBufferedBytes: int(env, "MAX_BUFFERED_BYTES", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),

@@ -21,7 +21,7 @@ import { TokenBucket } from "./rateLimit.ts";
 
 const log = logger("ice-gate");
 
-export type DropReason = "over_bandwidth" | "rtcp_rate" | "rtp_oversize" | "rtp_malformed" | "rtp_extension_size" | "rtp_unknown_ssrc" | "rtp_payload_type" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
+export type DropReason = "over_bandwidth" | "datachannel_bandwidth" | "rtcp_rate" | "rtp_oversize" | "rtp_malformed" | "rtp_extension_size" | "rtp_unknown_ssrc" | "rtp_payload_type" | "not_webrtc" | "stun_malformed" | "stun_unknown_username" | "stun_bad_integrity" | "stun_rate" | "stun_unsolicited" | "dtls_from_stranger" | "rtp_from_stranger" | "after_select";
 
 const MAGIC = 0x2112a442;
 const ATTR_USERNAME = 0x0006;
@@ -100,6 +100,8 @@ export interface IceGateOptions {
   ingress?: { take(bytes: number): boolean };
   /** RTCP packets per second taken from the proven peer (a second of burst): reports, NACKs, PLIs, REMB. */
   rtcpPerSecond?: number;
+  /** DataChannel (DTLS application data) bytes per second taken from the proven peer (a second of burst). */
+  dataBytesPerSecond?: number;
   /** STUN answers per second to one source address (and the burst). */
   stunPerSecond: number;
   stunBurst: number;
@@ -127,6 +129,7 @@ const IDLE_CLOSE_MS = 10_000;
 export class SocketGate {
   private readonly proven = new Set<string>();
   private readonly rtcp: TokenBucket | undefined;
+  private readonly data: TokenBucket | undefined;
   private readonly rates = new Map<string, TokenBucket>();
   connectedTo: string | undefined;
   connecting = false;
@@ -136,6 +139,7 @@ export class SocketGate {
 
   constructor(private readonly conn: Pick<IceConnection, "localUsername" | "localPassword" | "remoteCandidates">, private readonly o: IceGateOptions) {
     this.rtcp = o.rtcpPerSecond ? new TokenBucket(o.rtcpPerSecond, o.rtcpPerSecond) : undefined;
+    this.data = o.dataBytesPerSecond ? new TokenBucket(o.dataBytesPerSecond, o.dataBytesPerSecond) : undefined;
   }
 
   /** Whether this datagram may go on to werift; counts and drops it otherwise. */
@@ -152,7 +156,9 @@ export class SocketGate {
     if (b < 4) return this.judgeStun(data, from, key);
     if (b >= 20 && b <= 63) {
       if (!this.proven.has(key)) return "dtls_from_stranger";
-      // DTLS carries the DataChannels (SCTP): its bytes come out of the same bandwidth as media.
+      // DTLS application data (content type 23) is the DataChannels (SCTP, chat): a budget of its
+      // own, far below media's (SCTP backs off from the loss); and all of DTLS comes out of media's.
+      if (b === 23 && this.data && !this.data.take(data.length)) return "datachannel_bandwidth";
       return this.o.ingress && !this.o.ingress.take(data.length) ? "over_bandwidth" : undefined;
     }
     if (b >= 128 && b <= 191) {

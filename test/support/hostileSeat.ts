@@ -10,7 +10,8 @@
 //   chat   — its chat channel flooded (as fast as SCTP takes it, valid and invalid messages), and
 //            10 more DataChannels opened; "channels" opens 100 more.
 //   node --import tsx test/support/hostileSeat.ts <server url> <room> <local address>
-// Prints "ready" once connected; stdin takes a mode or "normal" (its camera only) or "stop"; prints
+// Prints "ready" once connected; stdin takes a mode, "normal" (its camera only), "steady" (the
+// resize attack's frames at one size: its baseline) or "stop"; prints
 // {"sent": {mode: packets or messages}, "chatErrors": n} when stopped.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -26,10 +27,13 @@ import { IvfReader, ivfFileHeader, ivfFrame } from "../../mixer/ivf.ts";
 import { SyntheticParticipant } from "./SyntheticParticipant.ts";
 
 const [url = "", room = "call", localAddress = "127.0.0.3"] = process.argv.slice(2);
-type Mode = "normal" | "rtp" | "rtcp" | "resize" | "chat";
+type Mode = "normal" | "steady" | "rtp" | "rtcp" | "resize" | "chat";
 
-/** VP8 that alternates 640x360 and 160x90 on every frame, each a keyframe (10 s, looped by the sender). */
-function resizeStream(): string {
+/**
+ * VP8 that alternates 640x360 and 160x90 on every frame, each a keyframe (10 s, looped by the
+ * sender), and its baseline: the same 640x360 keyframes alone ("steady").
+ */
+function resizeStreams(): { resize: string; steady: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mixroom-resize-"));
   const sizes = ["640x360", "160x90"].map((size) => {
     const out = path.join(dir, `${size}.ivf`);
@@ -37,13 +41,18 @@ function resizeStream(): string {
     return new IvfReader().push(fs.readFileSync(out));
   });
   const frames = Array.from({ length: 300 }, (_, i) => sizes[i % 2]![Math.floor(i / 2) % sizes[i % 2]!.length]!);
-  const file = path.join(dir, "resize.ivf");
-  fs.writeFileSync(file, Buffer.concat([ivfFileHeader({ width: 640, height: 360, timebaseDen: 30 }), ...frames.map((f, i) => ivfFrame(f.data, i))]));
-  return file;
+  const write = (name: string, fs_: { data: Buffer }[]) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, Buffer.concat([ivfFileHeader({ width: 640, height: 360, timebaseDen: 30 }), ...fs_.map((f, i) => ivfFrame(f.data, i))]));
+    return file;
+  };
+  return { resize: write("resize.ivf", frames), steady: write("steady.ivf", sizes[0]!) };
 }
 
+// The attacker's own werift may trip over what the server refuses (a channel it opened, then closed): not what is under test.
+process.on("unhandledRejection", () => {});
 const normalVideo = fixturePaths(PARTICIPANTS[3]!.id, "solid").video;
-const resizeVideo = resizeStream();
+const { resize: resizeVideo, steady: steadyVideo } = resizeStreams();
 const p = new SyntheticParticipant({ url, room, name: PARTICIPANTS[3]!.id, video: normalVideo, audio: fixturePaths(PARTICIPANTS[3]!.id, "solid").audio, localAddress, chat: true });
 await p.join();
 await p.sendChat("hello");
@@ -54,10 +63,7 @@ const ourSsrc = video.sender.ssrc;
 // The composite it receives: its SSRC and the sequence numbers it was sent (what the NACKs name).
 let compositeSsrc = 0;
 let lastSeq = 0;
-p.pc.onTrack.subscribe((track) => {
-  if (track.kind !== "video") return;
-  track.onReceiveRtp.subscribe((rtp) => ((compositeSsrc = rtp.header.ssrc), (lastSeq = rtp.header.sequenceNumber)));
-});
+video.receiver.track.onReceiveRtp.subscribe((rtp) => ((compositeSsrc = rtp.header.ssrc), (lastSeq = rtp.header.sequenceNumber)));
 
 const sent: Record<string, number> = {};
 const count = (m: string, n = 1) => void (sent[m] = (sent[m] ?? 0) + n);
@@ -130,12 +136,12 @@ function openChannels(n: number): void {
 
 let mode: Mode = "normal";
 let channelsOpened = false;
-const ticks: Record<Mode, (() => void) | undefined> = { normal: undefined, rtp: rtpTick, rtcp: rtcpTick, resize: undefined, chat: chatTick };
+const ticks: Record<Mode, (() => void) | undefined> = { normal: undefined, steady: undefined, rtp: rtpTick, rtcp: rtcpTick, resize: undefined, chat: chatTick };
+const videos: Partial<Record<Mode, string>> = { resize: resizeVideo, steady: steadyVideo };
 const timer = setInterval(() => ticks[mode]?.(), 10);
 function setMode(m: Mode): void {
   if (m === mode) return;
-  if (m === "resize") p.switchVideo(resizeVideo);
-  else if (mode === "resize") p.switchVideo(normalVideo);
+  if ((videos[m] ?? normalVideo) !== (videos[mode] ?? normalVideo)) p.switchVideo(videos[m] ?? normalVideo);
   if (m === "chat" && !channelsOpened) {
     channelsOpened = true;
     openChannels(10);
@@ -150,7 +156,7 @@ await new Promise<void>((resolve) => {
     for (const line of d.split("\n").map((l) => l.trim())) {
       if (line === "stop") resolve();
       else if (line === "channels") openChannels(100);
-      else if (["normal", "rtp", "rtcp", "resize", "chat"].includes(line)) setMode(line as Mode);
+      else if (line in ticks) setMode(line as Mode);
     }
   });
 });

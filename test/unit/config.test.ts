@@ -74,6 +74,7 @@ describe("loadConfig defaults", () => {
       retransmitPerSecond: 100,
       rtcpPerSecond: 200,
       rtpMaxPacketBytes: 1500,
+      dataChannelKbps: 128,
       rtpMaxExtensionBytes: 256,
       decode: { maxFramePixels: 1920 * 1080, pixelsPerSecond: 1920 * 1080 * 30, bitsPerSecond: 4_000_000, oversizeIntervalMs: 5000, resizeIntervalMs: 1000 },
       decodeAddressPixelsPerSecond: 2 * 1920 * 1080 * 30,
