@@ -196,6 +196,13 @@ export class Room extends EventEmitter<{
     return true;
   }
 
+  /** Removes everyone here who joined with this token (it was revoked); returns how many. */
+  kickToken(tokenId: string, reason: string): number {
+    let n = 0;
+    for (const p of [...this.participants.values()]) if (p.tokenId === tokenId && this.kick(p.id, reason)) n++;
+    return n;
+  }
+
   /** Turns a participant's mic and/or camera off (true) or back on (false) in the mix; it is told. */
   moderate(id: string, audio: boolean | undefined, video: boolean | undefined): boolean {
     const p = this.participants.get(id);

@@ -1,5 +1,6 @@
 // The registry of live rooms: created on first join, dropped when empty. It is also where the
 // server-wide and per-address admission caps are checked, before a participant gets a seat.
+import { Revocations } from "./revocations.ts";
 import { IngressBudgets } from "./iceGate.ts";
 import { DecodeBudgets } from "../mixer/decodeBudget.ts";
 import { AdmissionError, Concurrency, KeyedQuota } from "./admission.ts";
@@ -52,7 +53,15 @@ export class Rooms {
       for (const r of this.rooms.values()) r.setFrameRate(this.fpsCap);
     });
     this.offers = new Concurrency(() => config.maxConcurrentOffers, () => config.maxConcurrentOffers * 4);
+    this.revocations = new Revocations(cluster?.revocationStore(), (tokenId) => {
+      let n = 0;
+      for (const r of this.rooms.values()) n += r.kickToken(tokenId, "your room token was revoked");
+      return n;
+    });
   }
+
+  /** Room tokens revoked before they expire (checked at every join; their holders are removed). */
+  readonly revocations: Revocations;
 
   readonly load: LoadMonitor;
 

@@ -73,7 +73,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     longPoll.middleware,
     ...(cluster ? [clusterApi(cluster, rooms)] : []),
     recordingsApi(recordings),
-    tokensApi(config),
+    tokensApi(config, rooms.revocations),
     roomsApi(rooms),
   ]);
   const server = http.createServer(app.callback());

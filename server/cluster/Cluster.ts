@@ -12,6 +12,7 @@ import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import { KeyedRate } from "../rateLimit.ts";
+import type { RevocationStore } from "../revocations.ts";
 
 const log = logger("cluster");
 /** A placed room its owner has not opened yet expires after this (a join that never arrives). */
@@ -294,6 +295,43 @@ export class Cluster {
     this.call("mcuRelease", this.roomKey(room), this.me).catch(() => {});
   }
 
+  private subscriber: Redis | undefined;
+  private readonly revokedHandlers: ((tokenId: string, untilS: number) => void)[] = [];
+
+  /** Room-token revocations shared by every node: a key per token until it expires, and a channel. */
+  revocationStore(): RevocationStore {
+    const channel = `${this.prefix}:revocations`;
+    return {
+      revoke: async (tokenId, untilS) => {
+        this.counted();
+        await this.redis.set(`${this.prefix}:revoked:${tokenId}`, "1", "EXAT", Math.ceil(untilS));
+        this.counted();
+        await this.redis.publish(channel, JSON.stringify({ tokenId, untilS }));
+      },
+      isRevoked: async (tokenId) => {
+        this.counted();
+        // Without Redis a revoked token must not slip in: the join fails (cluster_unavailable).
+        return (await this.redis.exists(`${this.prefix}:revoked:${tokenId}`)) === 1;
+      },
+      onRevoked: (f) => {
+        this.revokedHandlers.push(f);
+        if (this.subscriber) return;
+        // A connection of its own (a subscribed one takes no other commands); it resubscribes after a reconnect.
+        const sub = (this.subscriber = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false }));
+        sub.on("error", (err) => log.debug("redis subscriber error", { error: err.message }));
+        sub.subscribe(channel).catch((err) => log.warn("could not subscribe to token revocations", { error: (err as Error).message }));
+        sub.on("message", (_ch: string, raw: string) => {
+          try {
+            const { tokenId, untilS } = JSON.parse(raw) as { tokenId: string; untilS: number };
+            if (typeof tokenId === "string" && typeof untilS === "number") for (const h of this.revokedHandlers) h(tokenId, untilS);
+          } catch {
+            log.warn("malformed token revocation message ignored", { raw: raw.slice(0, 200) });
+          }
+        });
+      },
+    };
+  }
+
   /** Shutting down: no new rooms from now on. */
   drain(): void {
     this.accepting = false;
@@ -307,5 +345,6 @@ export class Cluster {
     clearInterval(this.timer);
     await this.call("mcuLeave", `${this.prefix}:node:${this.self.id}`, this.prefix, this.self.id, this.self.boot, ...this.local().rooms).catch(() => {});
     this.redis.disconnect();
+    this.subscriber?.disconnect();
   }
 }

@@ -165,6 +165,15 @@ export class SignalingSession {
     }
   }
 
+  /** Whether the token was revoked; without Redis to ask (several nodes) nobody with a token joins. */
+  private async revokedToken(tokenId: string): Promise<boolean> {
+    try {
+      return await this.rooms.revocations.isRevoked(tokenId);
+    } catch {
+      throw new ProtocolError("cluster_unavailable", "cannot check the room token now (the cluster registry is out of reach); try again");
+    }
+  }
+
   /** Seats the client here (true), or tells it which node holds the room (false: a `redirect`). */
   private async join(roomId: string, name: string, token: string | undefined): Promise<boolean> {
     if (this.participant) throw new ProtocolError("already_joined", `already joined room "${this.room?.id}"; send leave first`);
@@ -179,6 +188,8 @@ export class SignalingSession {
         throw err;
       }
       if (this.participant) throw new ProtocolError("already_joined", "already joined");
+      const tokenId = (seat as { tokenId?: string }).tokenId;
+      if (tokenId && (await this.revokedToken(tokenId))) throw new ProtocolError("forbidden", "this room token was revoked");
     }
     if (!(await this.isHere(roomId))) return false;
     let p: Participant;
