@@ -233,3 +233,40 @@ describe("a node cut off from Redis", () => {
     }
   }, 60_000);
 });
+
+describe("a token revoked on one node", () => {
+  const prefix = uniquePrefix("cluster-revoke");
+  const SECRET = "r".repeat(40);
+  const env = { AUTH_SECRET: SECRET, API_TOKEN: "t0ken" };
+  const AUTH = { Authorization: "Bearer t0ken", "Content-Type": "application/json" };
+  let a: Node;
+  let b: Node;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startNode(prefix, env), startNode(prefix, env)]);
+    await waitForNodes(a.url, 2, { Authorization: AUTH.Authorization });
+  }, 60_000);
+
+  it("removes its holder from the room on the other node, and no node lets it join again (a node started later included)", async () => {
+    const mint = async (name: string) =>
+      (await (await fetch(`${a.url}/api/rooms/rv/tokens`, { method: "POST", headers: AUTH, body: JSON.stringify({ name }) })).json()) as { token: string; expiresAt: number; grant: { tokenId: string } };
+    const ada = await mint("p0");
+    const [p0] = await joinAll(at(a), "rv", ["p0"], { token: ada.token });
+    const [p1] = await joinAll(at(a), "rv", ["p1"], { token: (await mint("p1")).token });
+    try {
+      await waitForTiles(p1!, ["p0", "p1"]);
+      // Revoked through the node that does not have the room.
+      const other = p0!.node === a.url ? b : a;
+      const r = await fetch(`${other.url}/api/tokens/${ada.grant.tokenId}/revoke`, { method: "POST", headers: AUTH, body: JSON.stringify({ expiresAt: ada.expiresAt }) });
+      expect(r.status).toBe(200);
+      expect((await r.json()).removed).toBe(0); // none here: its holder is on the room's node
+      await waitFor("p0 removed on the room's node", () => p0!.messages.find((m) => m.type === "kicked"), 5000);
+      await waitForTiles(p1!, ["p1"]);
+      for (const node of [a, b]) await expect(joinAll(at(node), "rv", ["p0"], { token: ada.token })).rejects.toThrow(/token was revoked/);
+      const c = await startNode(prefix, env);
+      await waitForNodes(a.url, 3, { Authorization: AUTH.Authorization });
+      await expect(joinAll(at(c), "rv", ["p0"], { token: ada.token })).rejects.toThrow(/token was revoked/);
+    } finally {
+      await closeAll([p0!, p1!]);
+    }
+  }, 90_000);
+});

@@ -49,12 +49,13 @@ export async function startNode(prefix: string, env: Record<string, string> = {}
   return Object.assign(s, { port: p });
 }
 
-export async function nodesSeen(base: string): Promise<{ url: string; boot: string; participants: number }[]> {
-  return (await api(base, "GET", "/api/nodes")).json.nodes;
+export async function nodesSeen(base: string, headers: Record<string, string> = {}): Promise<{ url: string; boot: string; participants: number }[]> {
+  return (await api(base, "GET", "/api/nodes", headers)).json.nodes;
 }
 
-export async function waitForNodes(base: string, n: number): Promise<void> {
-  await waitFor(`${n} nodes registered`, async () => (await nodesSeen(base)).length === n, 15_000);
+/** Waits until `base` lists `n` nodes (`headers`: the API token, where the nodes have one). */
+export async function waitForNodes(base: string, n: number, headers: Record<string, string> = {}): Promise<void> {
+  await waitFor(`${n} nodes registered`, async () => (await nodesSeen(base, headers)).length === n, 15_000);
 }
 
 /**
