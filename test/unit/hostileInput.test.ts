@@ -2,12 +2,13 @@
 // from the frame's own header, the decode budget's decisions, and the ICE gate's STUN checks.
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { Message } from "werift";
+import { Message, RTCPeerConnection } from "werift";
 import { ffmpegPath } from "../../fixtures/generate.ts";
 import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../mixer/decodeBudget.ts";
 import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
 import { integrityValid, SocketGate, stunCredentials } from "../../server/iceGate.ts";
 import { RetransmitBudget } from "../../server/retransmitBudget.ts";
+import { guardSctp, sctpAssociation } from "../../server/sctpGuard.ts";
 import { parseProxies, requestAddress } from "../../server/admission.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 
@@ -286,5 +287,41 @@ describe("ICE gate decisions", () => {
     for (const c of checks) if (gate.admit(c, peer)) answered++;
     expect(answered).toBeGreaterThanOrEqual(100);
     expect(answered).toBeLessThanOrEqual(100 + Math.ceil(((performance.now() - t0) / 1000) * 50) + 1);
+  });
+});
+
+describe("SCTP guard (DataChannels)", () => {
+  it("finds werift's association once an offer with a DataChannel is applied, with what the guard reads", async () => {
+    const offerer = new RTCPeerConnection();
+    const answerer = new RTCPeerConnection();
+    try {
+      offerer.createDataChannel("chat");
+      await offerer.setLocalDescription(await offerer.createOffer());
+      await answerer.setRemoteDescription(offerer.localDescription!);
+      const a = sctpAssociation(answerer) as unknown as Record<string, unknown>;
+      expect(a).toBeDefined();
+      expect(typeof a.receiveDataChunk).toBe("function");
+      expect(typeof a.advertisedRwnd).toBe("number");
+      expect(a.sackMisOrdered).toBeInstanceOf(Set);
+    } finally {
+      await offerer.close();
+      await answerer.close();
+    }
+  });
+
+  it("drops chunks past the advertised window, on high stream numbers, or far behind a gap; passes the rest", () => {
+    const taken: number[] = [];
+    const assoc = { advertisedRwnd: 1000, sackMisOrdered: new Set<number>(), receiveDataChunk: (c: { streamId: number; userData: Buffer }) => void taken.push(c.streamId) };
+    guardSctp(assoc, { maxStreamId: 31, maxOutOfOrder: 3 });
+    const chunk = (streamId: number, bytes: number) => ({ streamId, userData: Buffer.alloc(bytes) });
+    const dropped = (reason: string) => metrics.dataChannelDropped.get({ reason });
+    const before = ["window", "stream", "out_of_order"].map(dropped);
+    assoc.receiveDataChunk(chunk(0, 500));
+    assoc.receiveDataChunk(chunk(40, 10)); // stream over the bound
+    assoc.receiveDataChunk(chunk(1, 1500)); // past the window
+    assoc.sackMisOrdered = new Set([5, 6, 7]);
+    assoc.receiveDataChunk(chunk(1, 10)); // three already behind a gap
+    expect(taken).toEqual([0]);
+    expect(["window", "stream", "out_of_order"].map((r, i) => dropped(r) - before[i]!)).toEqual([1, 1, 1]);
   });
 });
