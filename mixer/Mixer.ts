@@ -8,7 +8,8 @@
 import type { DecodeGate } from "./decodeBudget.ts";
 import { H264Packetizer, OpusPacketizer, Vp8Packetizer, type RtpPacket } from "werift";
 import { AudioMixer, type OpusEngine } from "./AudioMixer.ts";
-import { CompositeEncoder, type EncodedFrame, type Rung, type VideoCodec } from "./CompositeEncoder.ts";
+import { CompositeEncoder, type EncodedFrame, type Rung, type VideoCodec, type VideoEngine } from "./CompositeEncoder.ts";
+import type { RungEncoding } from "./RungEncoder.ts";
 import { VideoCompositor, type CompositorSettings } from "./VideoCompositor.ts";
 import { VideoInput } from "./VideoInput.ts";
 import type { LayoutKind, Rect } from "./layout.ts";
@@ -21,6 +22,8 @@ export interface MixerSettings extends CompositorSettings {
   audioKbps: number;
   /** Where Opus runs (AudioMixer): libopus in this process (default) or ffmpeg children. */
   opusEngine?: OpusEngine;
+  /** Where the composite is encoded (CompositeEncoder): FFmpeg's libraries in this process (default) or ffmpeg children. */
+  videoEngine?: VideoEngine;
   voice?: VoiceSettings;
   /** The ladder: rung 0 is the canvas size; lower rungs are encoded from the scaled canvas. */
   rungs: Rung[];
@@ -322,6 +325,13 @@ export class Mixer {
   /** The codecs being encoded now. */
   get codecs(): VideoCodec[] {
     return [...this.encoders.keys()];
+  }
+
+  /** Every rung encoder running, keyed `codec@rung` (as outputsInUse), lingering ones included. */
+  get rungEncoders(): Map<string, RungEncoding> {
+    const out = new Map<string, RungEncoding>();
+    for (const [codec, e] of this.encoders) for (const [rung, r] of e.rungEncoders) out.set(keyOf(codec, rung), r);
+    return out;
   }
 
   /** Each output's own send jitter now (ms), as a receiver on a perfect link would report it. */

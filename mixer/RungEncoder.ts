@@ -3,7 +3,8 @@
 // encodes it. A keyframe on request is signalled in the next frame's timestamp (rawMatroska.ts):
 // the running child makes that very frame a keyframe, so a receiver's PLI or a new receiver costs
 // one larger frame of this rung, and nothing of any other rung, and no second child. A child that
-// dies is replaced (its first frame is a keyframe), with a backoff if it keeps dying.
+// dies is replaced (its first frame is a keyframe) on the media plane's restart policy (restarts.ts).
+// This is VIDEO_ENGINE=ffmpeg; the default encodes in process (LibRungEncoder.ts).
 import { EventEmitter } from "node:events";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
@@ -11,14 +12,20 @@ import { FfmpegProcess } from "./FfmpegProcess.ts";
 import { avccToAnnexB, FlvReader } from "./flv.ts";
 import { IvfReader } from "./ivf.ts";
 import { KeyframeLimiter } from "./keyframeLimiter.ts";
+import { Restarts, scheduleRestart } from "./restarts.ts";
 import { keyframeSignalArgs, matroskaFrameHeader, matroskaInputArgs, matroskaRawHeader, signalledTimestamp } from "./rawMatroska.ts";
 
 const log = logger("composite-encoder");
 
 export type VideoCodec = "vp8" | "h264";
 
+/** Where the composite is encoded: FFmpeg's libraries in this process, or one ffmpeg child per rung. */
+export type VideoEngine = "library" | "ffmpeg";
+
 export interface EncoderSettings {
   ffmpegPath: string;
+  /** Default library. */
+  videoEngine?: VideoEngine;
   /** Default vp8. */
   codec?: VideoCodec;
   width: number;
@@ -51,6 +58,31 @@ export interface Rung {
   width: number;
   height: number;
   kbps: number;
+}
+
+/** One rung's encoder, whichever engine runs it. */
+export interface RungEncoding extends EventEmitter<{ frame: [EncodedFrame] }> {
+  readonly rung: number;
+  /** It copies the canvas before encode() returns (else the caller keeps it until `done`). */
+  readonly takesCanvasAtOnce: boolean;
+  framesIn: number;
+  framesOut: number;
+  keyframesOut: number;
+  framesSkipped: number;
+  /** Encoders started (the first included; one more per failure). */
+  spawns: number;
+  /**
+   * Encodes `canvas`, made at `tick`; `done` once the canvas may be reused. Skips it (false, and
+   * `done` at once) when the encoder is still behind with earlier ones or is being replaced.
+   */
+  encode(canvas: Buffer, tick: number, done: () => void): boolean;
+  /** Its next frame will be a keyframe (asked for, not sent yet). */
+  readonly keyframeDue: boolean;
+  /** A receiver of this rung lost the picture or is new: the next frame is a keyframe (rate-limited). */
+  requestKeyframe(reason: string): void;
+  /** Makes the encoder fail now, as a crash would (tests: the restart path, beside a live call). */
+  injectFailure(): void;
+  close(): void;
 }
 
 /** The encoder's output container: IVF for VP8; FLV for H.264 (length-prefixed, so a frame is whole at once). */
@@ -96,16 +128,14 @@ interface Child {
   firstTick: number | undefined;
 }
 
-/** Restarts of a child that keeps dying: at once the first time, then 250 ms doubling to 5 s. */
-const RESTART_WINDOW_MS = 10_000;
-
-export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
+export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> implements RungEncoding {
+  readonly takesCanvasAtOnce = false;
   private child: Child | undefined;
   private readonly limiter: KeyframeLimiter;
   private keyframePending = false;
   private retry: NodeJS.Timeout | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
-  private readonly deaths: number[] = [];
+  private readonly restarts = new Restarts();
   private readonly header: Buffer;
   private readonly frameBytes: number;
   private closed = false;
@@ -140,16 +170,13 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
       if (this.closed || e.expected || this.child !== child) return;
       this.child = undefined;
       metrics.ffmpegRestarts.inc({ role: "composite-encoder" });
-      const now = performance.now();
-      this.deaths.push(now);
-      while (this.deaths.length && now - this.deaths[0]! > RESTART_WINDOW_MS) this.deaths.shift();
-      const delay = this.deaths.length <= 1 ? 0 : Math.min(5000, 250 * 2 ** (this.deaths.length - 2));
-      log.warn("composite encoder died; starting another", { rung: this.rung, codec: this.s.codec ?? "vp8", inMs: delay, stderr: e.stderrTail.slice(-300) });
-      this.restartTimer = setTimeout(() => {
+      const { timer, delayMs } = scheduleRestart(this.restarts, () => {
         this.restartTimer = undefined;
         if (!this.closed) this.child = this.spawn();
-      }, delay);
-      this.restartTimer.unref();
+      });
+      this.restartTimer = timer;
+      if (delayMs === undefined) log.error("composite encoder keeps dying; this rung stops", { rung: this.rung, codec: this.s.codec ?? "vp8", stderr: e.stderrTail.slice(-300) });
+      else log.warn("composite encoder died; starting another", { rung: this.rung, codec: this.s.codec ?? "vp8", inMs: delayMs, stderr: e.stderrTail.slice(-300) });
     });
     return child;
   }
@@ -221,6 +248,11 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> {
       }, r.retryInMs + 1);
       this.retry.unref();
     }
+  }
+
+  injectFailure(): void {
+    const pid = this.child?.proc.pid;
+    if (pid !== undefined) process.kill(pid, "SIGKILL");
   }
 
   close(): void {

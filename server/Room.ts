@@ -145,6 +145,7 @@ export class Room extends EventEmitter<{
       kbps: this.config.videoKbps,
       audioKbps: this.config.audioKbps,
       opusEngine: this.config.opusEngine,
+      videoEngine: this.config.videoEngine,
       vp8CpuUsed: this.config.vp8CpuUsed,
       keyframeIntervalS: this.config.keyframeIntervalS,
       keyframeMinIntervalMs: this.config.keyframeMinIntervalMs,

@@ -4,6 +4,7 @@ import path from "node:path";
 import ffmpegInstaller from "@ffmpeg-installer/ffmpeg";
 import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
 import type { OpusEngine } from "../mixer/AudioMixer.ts";
+import type { VideoEngine } from "../mixer/CompositeEncoder.ts";
 import type { DecodeLimits } from "../mixer/decodeBudget.ts";
 import { LAYOUT_KINDS, type LayoutKind } from "../mixer/layout.ts";
 import type { LogLevel } from "../telemetry/log.ts";
@@ -70,6 +71,8 @@ export interface Config {
   ffmpegSpawn: "host" | "direct";
   /** Where the rooms' Opus decoders and encoders run: libopus in the server process, or one ffmpeg child each. */
   opusEngine: OpusEngine;
+  /** Where the composite is encoded: FFmpeg's libraries in the server process, or one ffmpeg child per rung. */
+  videoEngine: VideoEngine;
   logLevel: LogLevel;
   /** Largest accepted signaling message, bytes. */
   maxMessageBytes: number;
@@ -268,6 +271,12 @@ function opusEngine(env: NodeJS.ProcessEnv): OpusEngine {
   return raw;
 }
 
+function videoEngine(env: NodeJS.ProcessEnv): VideoEngine {
+  const raw = (env.VIDEO_ENGINE || "library").toLowerCase();
+  if (raw !== "library" && raw !== "ffmpeg") throw new ConfigError(`VIDEO_ENGINE must be library or ffmpeg, got "${env.VIDEO_ENGINE}"`);
+  return raw;
+}
+
 function bool(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
   const raw = (env[name] ?? "").toLowerCase();
   if (raw === "") return def;
@@ -417,6 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ffmpegPath: env.FFMPEG_PATH || ffmpegInstaller.path,
     ffmpegSpawn: ffmpegSpawn(env),
     opusEngine: opusEngine(env),
+    videoEngine: videoEngine(env),
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),

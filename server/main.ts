@@ -19,6 +19,7 @@ import { Rooms } from "./Rooms.ts";
 import { roomsApi } from "./roomsApi.ts";
 import { tokensApi } from "./tokensApi.ts";
 import { attachWebSocketSignaling } from "./signaling/websocket.ts";
+import { libavVersion } from "../mixer/libav.ts";
 
 const log = logger("server");
 
@@ -97,6 +98,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     recordings: config.recordingsDir,
     postprocessing: recordings.queue.mode,
     opus: config.opusEngine === "inprocess" ? `libopus in process (${opusBuild})` : "ffmpeg children",
+    video: config.videoEngine === "library" ? `encoders in process (FFmpeg ${libavVersion()} libraries), decoders in ffmpeg children` : "ffmpeg children",
     client: client.source,
     ...(cluster ? { node: cluster.self.url, boot: cluster.self.boot } : {}),
   });

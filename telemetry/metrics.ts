@@ -73,7 +73,7 @@ export const metrics = {
   audioPacketsDropped: metric("mcu_audio_packets_dropped_total", "Participants' Opus packets not decoded, by reason (undecodable, over_rate: more audio than real time allows)", "counter", ["reason"]),
   audioTicksCaughtUp: metric("mcu_audio_ticks_caught_up_total", "20 ms audio ticks that fired late and were mixed and sent at once after an event-loop stall", "counter"),
   audioTicksSkipped: metric("mcu_audio_ticks_skipped_total", "20 ms audio ticks not mixed at all (a stall of over 1 s): every listener misses that packet", "counter"),
-  encoderSpawns: metric("mcu_composite_encoder_spawns_total", "Composite encoder children started (a rung taken into use, or a dead one replaced); none in a steady room", "counter"),
+  encoderSpawns: metric("mcu_composite_encoder_spawns_total", "Composite rung encoders started, in process or as children (a rung taken into use, or a failed one replaced); none in a steady room, on a keyframe request or in a running rung", "counter"),
   compositeFramesSkipped: metric("mcu_composite_frames_skipped_total", "Composite frames not encoded, by reason (overload: the frame rate lowered on purpose; still: nothing changed; encoder_busy: an encoder child still behind; encoder_restart: its child died and another is starting)", "counter", ["reason"]),
   audioUnderruns: metric("mcu_audio_underruns_total", "20 ms audio ticks with no input audio buffered", "counter"),
   rungSwitches: metric("mcu_rung_switches_total", "Receivers moved to another rung of the composite ladder, by direction (down, up)", "counter", ["direction"]),

@@ -1,13 +1,14 @@
-// An ffmpeg child that dies, or a participant that vanishes, is handled while everyone
-// else keeps their picture and sound.
+// An encoder that fails, an ffmpeg child that dies, a camera that sends a mutated bitstream, or a
+// participant that vanishes, is handled while everyone else keeps their picture and sound.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { liveFfmpegProcesses, type FfmpegExit } from "../../mixer/FfmpegProcess.ts";
+import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import { InProcessOpusEncoder } from "../../mixer/opusInProcess.ts";
 import { opusPacketSamples } from "../../mixer/ogg.ts";
 import type { RunningServer } from "../../server/main.ts";
-import { closeAll, heardLevels, joinAll, longestGap, sleep, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
+import { participant } from "../../fixtures/participants.ts";
+import { closeAll, heardLevels, joinAll, longestGap, sleep, startTestServer, tileColors, waitFor, waitForTiles } from "../support/call.ts";
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -19,28 +20,31 @@ afterAll(async () => {
 
 const byRole = (role: string) => liveFfmpegProcesses().filter((p) => p.role === role);
 
-describe("a dying ffmpeg child is replaced and the room keeps going", () => {
-  it("survives kill -9 of the composite encoder and a tile decoder", async () => {
+/** Fails the room's one running rung encoder (in process: its next encode errors; a child: kill -9). */
+async function failTheEncoder(on: RunningServer, room: string): Promise<void> {
+  const spawns = metrics.encoderSpawns.get();
+  const [encoder] = [...on.rooms.get(room)!.currentMixer!.rungEncoders.values()];
+  encoder!.injectFailure();
+  await waitFor("another encoder started", () => metrics.encoderSpawns.get() > spawns, 5000);
+}
+
+describe("a failing encoder or a dying ffmpeg child is replaced and the room keeps going", () => {
+  it.each(["library", "ffmpeg"] as const)("survives the composite encoder failing (VIDEO_ENGINE=%s) and kill -9 of a tile decoder", async (videoEngine) => {
+    const on = videoEngine === "library" ? server : await startTestServer({ videoEngine });
     const ids = ["p0", "p1"];
-    const ps = await joinAll(server, "crash", ids);
+    const room = `crash-${videoEngine}`;
+    const ps = await joinAll(on, room, ids);
     try {
       for (const p of ps) await waitForTiles(p, ids);
-      const exits = metrics.ffmpegExits.get({ role: "composite-encoder" });
+      const restarts = metrics.ffmpegRestarts.get({ role: "composite-encoder" });
       const t0 = performance.now();
-      // The room's one composite encoder child (one rung in use); a new one starts at once and its
-      // first frame is a keyframe. A kill that raced a planned stop proves nothing: then another.
-      let died = false;
-      for (let attempt = 0; attempt < 3 && !died; attempt++) {
-        const [encoder] = byRole("composite-encoder").filter((c) => !c.stopping);
-        const exit = new Promise<FfmpegExit>((r) => encoder!.once("exit", r));
-        process.kill(encoder!.pid!, "SIGKILL");
-        died = !(await exit).expected;
-      }
-      expect(died, "a running composite encoder was killed").toBe(true);
-      await waitFor("exit noticed", () => metrics.ffmpegExits.get({ role: "composite-encoder" }) > exits);
+      // The room's one composite encoder (one rung in use); a new one starts at once and its first
+      // frame is a keyframe.
+      await failTheEncoder(on, room);
+      expect(metrics.ffmpegRestarts.get({ role: "composite-encoder" })).toBe(restarts + 1);
       await sleep(1500);
       for (const p of ps) {
-        expect(longestGap(p, t0), "composite gap after the encoder died").toBeLessThan(500);
+        expect(longestGap(p, t0), "composite gap after the encoder failed").toBeLessThan(500);
         await waitForTiles(p, ids);
       }
 
@@ -48,9 +52,10 @@ describe("a dying ffmpeg child is replaced and the room keeps going", () => {
       for (const d of byRole("tile-decoder")) process.kill(d.pid!, "SIGKILL");
       await sleep(300);
       for (const p of ps) await waitForTiles(p, ids, 5000);
-      expect(server.rooms.get("crash")?.size).toBe(2);
+      expect(on.rooms.get(room)?.size).toBe(2);
     } finally {
       await closeAll(ps);
+      if (on !== server) await on.close();
     }
   });
 
@@ -73,6 +78,38 @@ describe("a dying ffmpeg child is replaced and the room keeps going", () => {
     } finally {
       await closeAll(ps);
       await ffmpegOpus.close();
+    }
+  });
+});
+
+describe("a sender of a mutated camera bitstream", () => {
+  it("costs at most its own tile: the call beside it keeps its picture, its tiles and its decoders", async () => {
+    // Its VP8 frames with the first 10 bytes kept (so they parse as VP8 frames of the size they
+    // claim and reach the decoder) and a fifth of the rest overwritten at random, every frame.
+    const mutate = (frame: Buffer) => {
+      const out = Buffer.from(frame);
+      for (let i = 10; i < out.length; i++) if (Math.random() < 0.2) out[i] = (Math.random() * 256) | 0;
+      return out;
+    };
+    const ids = ["p0", "p1"];
+    const ps = await joinAll(server, "fuzz", ids);
+    const exits = metrics.ffmpegExits.get({ role: "tile-decoder" });
+    const [hostile] = await joinAll(server, "fuzz", ["p2"], { videoPayload: mutate });
+    try {
+      const ours = () => ps.every((p) => !!p.latestFrame && JSON.stringify(tileColors(p, 3).slice(0, 2)) === JSON.stringify(ids.map((id) => participant(id).color.name)));
+      await waitFor("the call's own tiles beside the hostile one", ours, 10_000);
+      const t0 = performance.now();
+      const decoders0 = byRole("tile-decoder").filter((d) => !d.stopping).map((d) => d.pid);
+      await sleep(6000);
+      for (const p of ps) expect(longestGap(p, t0), "composite gap beside the mutated camera").toBeLessThan(500);
+      expect(ours(), "the call's tiles").toBe(true);
+      // The decoders of p0 and p1 are the ones they had (whatever p2's did).
+      const alive = byRole("tile-decoder").map((d) => d.pid);
+      expect(decoders0.filter((pid) => alive.includes(pid)).length).toBeGreaterThanOrEqual(2);
+      expect(server.rooms.get("fuzz")?.size).toBe(3);
+      if (process.env.DEBUG_TEST) console.log({ hostileDecoderExits: metrics.ffmpegExits.get({ role: "tile-decoder" }) - exits });
+    } finally {
+      await closeAll([...ps, hostile]);
     }
   });
 });

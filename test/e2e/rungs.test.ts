@@ -44,7 +44,9 @@ describe("adapting to the link", () => {
     const [steady, , lossy] = ps;
     try {
       const downs = metrics.rungSwitches.get({ direction: "down" });
-      const [topEncoder] = liveFfmpegProcesses().filter((c) => c.role === "composite-encoder");
+      const mixer = () => server.rooms.get("ladder")!.currentMixer!;
+      const topEncoder = mixer().rungEncoders.get("vp8@0")!;
+      const spawns0 = metrics.encoderSpawns.get();
       const t0 = performance.now();
       lossy.setDownlinkLoss(0.2);
       await waitFor("lossy receiver on a lower rung", () => rungOf(steady, lossy) !== "1280x720", 5000);
@@ -52,13 +54,15 @@ describe("adapting to the link", () => {
       expect(metrics.rungSwitches.get({ direction: "down" })).toBeGreaterThan(downs);
       for (const p of ps.slice(0, 2)) expect(rungOf(steady, p)).toBe("1280x720");
       expect(server.rooms.get("ladder")!.currentMixer!.outputsInUse).toMatchObject({ "vp8@0": 2 });
-      // What each receives really is its rung (the keyframe's own size); each rung is its own encoder
-      // child, and the new rung's start left the top rung's child running (no restart, no standby).
+      // What each receives really is its rung (the keyframe's own size); each rung is its own
+      // encoder, and the new rung's start left the top rung's running (no restart, no standby): one
+      // encoder started in all, the new rung's.
       await waitFor("lossy receives its rung", () => lossy.keyframeSize === rungOf(steady, lossy), 5000);
       expect(steady.keyframeSize).toBe("1280x720");
-      const encoders = liveFfmpegProcesses().filter((c) => c.role === "composite-encoder" && !c.stopping);
-      expect(encoders.length).toBe(2);
-      expect(encoders).toContain(topEncoder);
+      expect(mixer().rungEncoders.size).toBe(2);
+      expect(mixer().rungEncoders.get("vp8@0")).toBe(topEncoder);
+      expect(metrics.encoderSpawns.get() - spawns0).toBe(1);
+      expect(liveFfmpegProcesses().filter((c) => c.role === "composite-encoder")).toHaveLength(0); // in process (VIDEO_ENGINE=library)
       lossy.setDownlinkLoss(0);
       const tClean = performance.now();
       await waitFor("lossy receiver back at the top", () => rungOf(steady, lossy) === "1280x720", 30_000);
@@ -70,8 +74,10 @@ describe("adapting to the link", () => {
       expect(longestGap(steady, t0, tUp)).toBeLessThan(450);
       if (process.env.DEBUG_TEST) console.log({ downAfterMs: tDown - t0, upAfterMs: tUp - tClean });
       // The lower rung's encoder stopped with its last receiver; the top rung's is still the first one.
-      await waitFor("one output left", () => Object.keys(server.rooms.get("ladder")!.currentMixer!.outputsInUse).join() === "vp8@0", 5000);
-      expect(topEncoder!.alive).toBe(true);
+      await waitFor("one output left", () => Object.keys(mixer().outputsInUse).join() === "vp8@0", 5000);
+      await waitFor("the lower rung's encoder closed (its linger over)", () => mixer().rungEncoders.size === 1, 10_000);
+      expect(mixer().rungEncoders.get("vp8@0")).toBe(topEncoder);
+      expect(topEncoder.spawns).toBe(1);
     } finally {
       await closeAll(ps);
     }

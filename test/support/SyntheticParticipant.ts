@@ -35,6 +35,8 @@ export interface SyntheticOptions {
   silent?: boolean;
   /** The Opus payload of its `index`th audio packet instead of the fixture's (e.g. a hostile sender's garbage). */
   audioPayload?: (index: number) => Buffer;
+  /** Its camera's `index`th frame as sent (e.g. a hostile sender's mutated bitstream); the fixture's frame is given. */
+  videoPayload?: (frame: Buffer, index: number) => Buffer;
   /**
    * Which devices it has (default both): a missing one is offered `recvonly`, like a browser without
    * that device; neither makes a viewer.
@@ -262,7 +264,8 @@ export class SyntheticParticipant {
       const idx = this.frameIdx++ % this.frames.length;
       const f = this.frames[idx];
       this.o.onVideoSent?.(idx, performance.now());
-      for (const p of vp8.packetize(f.data, (t.index * 3000) >>> 0)) {
+      const data = this.o.videoPayload?.(f.data, t.index) ?? f.data;
+      for (const p of vp8.packetize(data, (t.index * 3000) >>> 0)) {
         if (this.o.videoLoss && Math.random() < this.o.videoLoss) continue;
         void this.videoTx.sender.sendRtp(p);
       }

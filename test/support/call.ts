@@ -18,7 +18,7 @@ export async function joinAll(
   server: RunningServer,
   room: string,
   ids: string[],
-  opts: Pick<SyntheticOptions, "videoLoss" | "silent" | "sends" | "token" | "quality" | "audioPayload" | "trickleBeforeOffer" | "chat"> = {},
+  opts: Pick<SyntheticOptions, "videoLoss" | "silent" | "sends" | "token" | "quality" | "audioPayload" | "videoPayload" | "trickleBeforeOffer" | "chat"> = {},
 ) {
   const out: SyntheticParticipant[] = [];
   for (const id of ids) {

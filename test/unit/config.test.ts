@@ -44,6 +44,7 @@ describe("loadConfig defaults", () => {
       ffmpegPath: ffmpegInstaller.path,
       ffmpegSpawn: "host",
       opusEngine: "inprocess",
+      videoEngine: "library",
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
@@ -132,6 +133,7 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ POSTPROCESS_WORKER: "maybe" })).toThrow(/on or off/);
     expect(() => loadConfig({ FFMPEG_SPAWN: "fork" })).toThrow(/FFMPEG_SPAWN must be host or direct/);
     expect(() => loadConfig({ OPUS_ENGINE: "wasm" })).toThrow(/OPUS_ENGINE must be inprocess or ffmpeg/);
+    expect(() => loadConfig({ VIDEO_ENGINE: "gpu" })).toThrow(/VIDEO_ENGINE must be library or ffmpeg/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
   });
 
@@ -207,6 +209,7 @@ describe("loadConfig parses each variable", () => {
     ["FFMPEG_SPAWN", "direct", "ffmpegSpawn", "direct"],
     ["OPUS_ENGINE", "ffmpeg", "opusEngine", "ffmpeg"],
     ["OPUS_ENGINE", "InProcess", "opusEngine", "inprocess"],
+    ["VIDEO_ENGINE", "ffmpeg", "videoEngine", "ffmpeg"],
     ["LOG_LEVEL", "debug", "logLevel", "debug"],
     ["LOG_LEVEL", "warn", "logLevel", "warn"],
     ["LOG_LEVEL", "error", "logLevel", "error"],

@@ -1,17 +1,20 @@
-// A rung's encoder makes a keyframe on request from its running child (the request rides in the
-// next frame's Matroska timestamp), in VP8 and H.264; a set of rungs adds and drops rungs without
-// restarting the ones already running; and a child that dies is replaced, starting on a keyframe.
+// A rung's encoder makes a keyframe on request from the running encoder, in VP8 and H.264, in
+// process (FFmpeg's libraries: the frame's picture type) and as an ffmpeg child (the request rides
+// in the next frame's Matroska timestamp); a set of rungs adds and drops rungs without restarting
+// the ones already running; and a child that dies is replaced, starting on a keyframe.
 import { afterEach, describe, expect, it } from "vitest";
 import { CompositeEncoder } from "../../mixer/CompositeEncoder.ts";
 import { liveFfmpegProcesses } from "../../mixer/FfmpegProcess.ts";
-import { RungEncoder, type EncodedFrame, type VideoCodec } from "../../mixer/RungEncoder.ts";
+import { LibRungEncoder } from "../../mixer/LibRungEncoder.ts";
+import { RungEncoder, type EncodedFrame, type VideoCodec, type VideoEngine } from "../../mixer/RungEncoder.ts";
 import { matroskaFrameHeader, signalledTimestamp } from "../../mixer/rawMatroska.ts";
 import { waitFor } from "../support/call.ts";
 import { FFMPEG } from "../support/ffmpegRun.ts";
 
 const W = 320;
 const H = 180;
-const settings = (codec: VideoCodec) => ({ ffmpegPath: FFMPEG, codec, width: W, height: H, fps: 30, kbps: 300, keyframeIntervalS: 60, keyframeMinIntervalMs: 0 });
+const settings = (codec: VideoCodec, videoEngine: VideoEngine = "ffmpeg") => ({ ffmpegPath: FFMPEG, videoEngine, codec, width: W, height: H, fps: 30, kbps: 300, keyframeIntervalS: 60, keyframeMinIntervalMs: 0 });
+const engines = ["library", "ffmpeg"] as const;
 const ladder = [
   { width: W, height: H, kbps: 300 },
   { width: 160, height: 90, kbps: 100 },
@@ -57,9 +60,9 @@ describe("keyframe signal", () => {
   });
 });
 
-describe.each(["vp8", "h264"] as const)("RungEncoder (%s)", (codec) => {
-  it("makes exactly the requested frames keyframes, from the same child", async () => {
-    const e = new RungEncoder(settings(codec), 0, ladder[0]!);
+describe.each(engines.flatMap((engine) => (["vp8", "h264"] as const).map((codec) => [engine, codec] as const)))("rung encoder (%s, %s)", (engine, codec) => {
+  it("makes exactly the requested frames keyframes, from the same encoder", async () => {
+    const e = engine === "ffmpeg" ? new RungEncoder(settings(codec, engine), 0, ladder[0]!) : new LibRungEncoder(settings(codec, engine), 0, ladder[0]!);
     const frames: EncodedFrame[] = [];
     e.on("frame", (f) => frames.push(f));
     try {
@@ -70,22 +73,29 @@ describe.each(["vp8", "h264"] as const)("RungEncoder (%s)", (codec) => {
       const keys = frames.filter((f) => f.isKeyframe).map((f) => f.tick);
       expect(keys).toEqual([0, 20, 33]);
       expect(e.spawns).toBe(1);
+      if (codec === "h264") {
+        // Every keyframe carries its SPS and PPS (Annex-B), so a receiver can start on any of them.
+        for (const f of frames.filter((f) => f.isKeyframe)) expect(f.data.subarray(0, 5).toString("hex")).toBe("0000000167");
+        expect(frames[0]!.data.subarray(5, 8).toString("hex")).toBe("42c01f"); // constrained baseline, level 3.1
+      } else {
+        expect(frames[0]!.data.subarray(3, 6).toString("hex")).toBe("9d012a"); // a VP8 keyframe's start code
+      }
     } finally {
       e.close();
     }
   });
 });
 
-describe("CompositeEncoder", () => {
+describe.each(engines)("CompositeEncoder (%s)", (engine) => {
   it("adds and drops a rung without restarting the one running; a keyframe request touches one rung", async () => {
-    const enc = new CompositeEncoder(settings("vp8"), ladder, [0]);
+    const enc = new CompositeEncoder(settings("vp8", engine), ladder, [0]);
     const frames: (EncodedFrame & { rung: number })[] = [];
     enc.on("frame", (f) => frames.push(f));
     try {
       const encode = (c: Buffer, t: number) => enc.encode(c, t);
       const taken = await feed(encode, 0, 15);
       const topChild = liveFfmpegProcesses().filter((p) => p.role === "composite-encoder");
-      expect(topChild).toHaveLength(1);
+      expect(topChild).toHaveLength(engine === "ffmpeg" ? 1 : 0);
       enc.setRungs([0, 1]);
       taken.push(...(await feed(encode, 15, 35, (t) => t === 28 && enc.requestKeyframe("test", 1))));
       enc.setRungs([1]);
@@ -97,7 +107,7 @@ describe("CompositeEncoder", () => {
       expect(top.filter((f) => f.isKeyframe).map((f) => f.tick)).toEqual([0]);
       expect(top.map((f) => f.tick)).toEqual(taken);
       expect(taken.filter((t) => t >= 15)).toHaveLength(30); // the new rung's start cost the top rung no frame
-      expect(topChild[0]!.alive).toBe(true);
+      if (engine === "ffmpeg") expect(topChild[0]!.alive).toBe(true);
       // The new rung starts on a keyframe and makes the one asked of it.
       expect(low[0]!.isKeyframe).toBe(true);
       expect(low.filter((f) => f.isKeyframe).map((f) => f.tick)).toEqual([low[0]!.tick, 28]);
@@ -107,8 +117,8 @@ describe("CompositeEncoder", () => {
     }
   });
 
-  it("replaces a child killed with -9, starting on a keyframe", async () => {
-    const enc = new CompositeEncoder(settings("vp8"), ladder, [0]);
+  it.runIf(engine === "ffmpeg")("replaces a child killed with -9, starting on a keyframe", async () => {
+    const enc = new CompositeEncoder(settings("vp8", engine), ladder, [0]);
     const frames: EncodedFrame[] = [];
     enc.on("frame", (f) => frames.push(f));
     try {

@@ -1,0 +1,139 @@
+// FFmpeg's libraries in the server process (node-av: N-API bindings to FFmpeg 8.1, prebuilt per
+// platform). Only what the composite's encoders need is here: an encoder opened with options that
+// are checked (an option the codec does not know is an error, not silently dropped), a scaler, and
+// FFmpeg's own logging kept to errors. The encoders' input is the server's own canvas, never a
+// client's bitstream: decoders of what clients send stay in child processes (TileDecoder.ts).
+import { Codec, CodecContext, FFmpegError, Frame, getFFmpegInfo, Log, Packet, Rational, SoftwareScaleContext } from "node-av/lib";
+import {
+  AV_LOG_ERROR,
+  AV_OPT_TYPE_STRING,
+  AV_PICTURE_TYPE_I,
+  AV_PICTURE_TYPE_NONE,
+  AV_PIX_FMT_YUV420P,
+  AVERROR_EAGAIN,
+  AVERROR_EOF,
+  SWS_FAST_BILINEAR,
+  type FFEncoderCodec,
+} from "node-av/constants";
+
+export { FFmpegError, Frame, Packet };
+
+Log.setLevel(AV_LOG_ERROR);
+
+
+export interface OpenedEncoder {
+  ctx: CodecContext;
+  frame: Frame;
+  packet: Packet;
+}
+
+/** A yuv420p frame of w×h with its own buffers. */
+export function videoFrame(width: number, height: number): Frame {
+  const f = new Frame();
+  f.alloc();
+  f.width = width;
+  f.height = height;
+  f.format = AV_PIX_FMT_YUV420P;
+  FFmpegError.throwIfError(f.getBuffer(0), "av_frame_get_buffer");
+  return f;
+}
+
+export interface EncoderOpen {
+  /** FFmpeg's encoder name: libvpx, libx264. */
+  name: string;
+  width: number;
+  height: number;
+  fps: number;
+  kbps: number;
+  gop: number;
+  /** The codec's private options (av_opt_set on the context and its children): each must exist. */
+  options: Record<string, string>;
+  level?: number;
+}
+
+/** Opens an encoder; throws (naming the option) when the codec refuses one of `options`. */
+export function openEncoder(o: EncoderOpen): OpenedEncoder {
+  const codec = Codec.findEncoderByName(o.name as FFEncoderCodec);
+  if (!codec) throw new Error(`this FFmpeg build has no ${o.name} encoder`);
+  const ctx = new CodecContext();
+  ctx.allocContext3(codec);
+  ctx.width = o.width;
+  ctx.height = o.height;
+  ctx.pixelFormat = AV_PIX_FMT_YUV420P;
+  ctx.timeBase = new Rational(1, o.fps);
+  ctx.framerate = new Rational(o.fps, 1);
+  const bps = BigInt(o.kbps * 1000);
+  ctx.bitRate = bps;
+  ctx.rcMaxRate = bps;
+  ctx.rcBufferSize = o.kbps * 1000;
+  ctx.gopSize = o.gop;
+  ctx.maxBFrames = 0;
+  ctx.threadCount = 1;
+  if (o.level !== undefined) ctx.level = o.level;
+  for (const [k, v] of Object.entries(o.options)) {
+    // Options go on the context (not as a dictionary to open2, whose leftovers node-av 6.1.1 frees twice).
+    const r = ctx.setOption(k, v, AV_OPT_TYPE_STRING);
+    if (r < 0) {
+      ctx.freeContext();
+      throw new Error(`${o.name} refused option ${k}=${v}: ${new FFmpegError(r).message}`);
+    }
+  }
+  const r = ctx.open2Sync(codec, null);
+  if (r < 0) {
+    ctx.freeContext();
+    throw new Error(`${o.name} did not open: ${new FFmpegError(r).message}`);
+  }
+  const packet = new Packet();
+  packet.alloc();
+  return { ctx, frame: videoFrame(o.width, o.height), packet };
+}
+
+export interface EncodedPacket {
+  data: Buffer;
+  isKeyframe: boolean;
+  /** The frame's pts (frames since the encoder opened). */
+  pts: number;
+}
+
+/**
+ * Encodes `frame` (pts already set) on the threadpool; a keyframe if `keyframe`. The packets it
+ * gives back at once (one per frame with these settings: no lookahead, no B-frames).
+ */
+export async function encodeFrame(e: OpenedEncoder, frame: Frame, keyframe: boolean): Promise<EncodedPacket[]> {
+  frame.pictType = keyframe ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+  const sent = await e.ctx.sendFrame(frame);
+  if (sent < 0 && sent !== AVERROR_EAGAIN) throw new Error(`encode failed: ${new FFmpegError(sent).message}`);
+  const out: EncodedPacket[] = [];
+  for (;;) {
+    const r = e.ctx.receivePacketSync(e.packet);
+    if (r === AVERROR_EAGAIN || r < 0) {
+      if (r !== AVERROR_EAGAIN && r !== AVERROR_EOF) throw new Error(`encode failed: ${new FFmpegError(r).message}`);
+      break;
+    }
+    const data = e.packet.data;
+    if (data) out.push({ data: Buffer.from(data), isKeyframe: e.packet.isKeyframe, pts: Number(e.packet.pts) });
+    e.packet.unref();
+  }
+  return out;
+}
+
+export function closeEncoder(e: OpenedEncoder): void {
+  e.packet.free();
+  e.frame.free();
+  e.ctx.freeContext();
+}
+
+/** A scaler from w×h yuv420p to the rung's size (fast bilinear, as the children's `scale` filter). */
+export function scaler(srcW: number, srcH: number, dstW: number, dstH: number): SoftwareScaleContext {
+  const s = new SoftwareScaleContext();
+  s.getContext(srcW, srcH, AV_PIX_FMT_YUV420P, dstW, dstH, AV_PIX_FMT_YUV420P, SWS_FAST_BILINEAR);
+  FFmpegError.throwIfError(s.initContext(), "sws_init_context");
+  return s;
+}
+
+export type { SoftwareScaleContext };
+
+/** The FFmpeg the libraries are (for the startup log). */
+export function libavVersion(): string {
+  return getFFmpegInfo().version;
+}
