@@ -81,7 +81,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
   private readonly full = new Int16Array(TICK_SAMPLES);
   // Every tick is a packet each listener counts on: ticks that fire late are mixed and sent late
   // (caught up, up to 1 s of them), never thrown away; only a stall beyond that skips, counted.
-  private readonly clock = new MediaClock(20, (t) => this.onClock(t), undefined, AUDIO_CATCH_UP_TICKS);
+  private readonly clock = new MediaClock(20, (t) => this.onClock(t), undefined, AUDIO_CATCH_UP_TICKS, "audio");
   private lastSkipLog = -Infinity;
   private general: MixEncoder | undefined;
   private readonly engine: OpusEngine;

@@ -11,9 +11,9 @@ import { EventEmitter } from "node:events";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { KeyframeLimiter } from "./keyframeLimiter.ts";
-import { closeEncoder, encodeFrame, openEncoder, scaler, videoFrame, type EncoderOpen, type Frame, type OpenedEncoder, type SoftwareScaleContext } from "./libav.ts";
+import { closeEncoder, encodeFrame, openEncoder, scaler, videoFrame, type EncodedPacket, type EncoderOpen, type Frame, type OpenedEncoder, type SoftwareScaleContext } from "./libav.ts";
 import { Restarts, scheduleRestart } from "./restarts.ts";
-import { VP8_CPU_USED, type EncodedFrame, type EncoderSettings, type Rung, type RungEncoding } from "./RungEncoder.ts";
+import { emitFrame, VP8_CPU_USED, type EncodedFrame, type EncoderSettings, type Rung, type RungEncoding } from "./RungEncoder.ts";
 
 const log = logger("composite-encoder");
 
@@ -119,6 +119,7 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
   }
 
   private async run(o: Open, pts: number, keyframe: boolean): Promise<void> {
+    let packets: EncodedPacket[] = [];
     try {
       if (this.failNext) {
         this.failNext = false;
@@ -130,21 +131,21 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
         if (r < 0) throw new Error(`scale failed (${r})`);
       }
       o.enc.frame.pts = BigInt(pts);
-      const packets = await encodeFrame(o.enc, o.enc.frame, keyframe);
-      if (this.closed || this.open !== o) return;
-      for (const p of packets) {
-        this.framesOut++;
-        if (p.isKeyframe) {
-          this.keyframesOut++;
-          this.limiter.noteKeyframe();
-        }
-        this.emit("frame", { data: p.data, isKeyframe: p.isKeyframe, tick: o.firstTick! + p.pts });
-      }
+      packets = await encodeFrame(o.enc, o.enc.frame, keyframe);
     } catch (err) {
       if (!this.closed && this.open === o) this.failed(o, err);
     } finally {
       this.busy = false;
       if (this.closed || this.open !== o) free(o);
+    }
+    if (this.closed || this.open !== o) return;
+    for (const p of packets) {
+      this.framesOut++;
+      if (p.isKeyframe) {
+        this.keyframesOut++;
+        this.limiter.noteKeyframe();
+      }
+      emitFrame(this, { data: p.data, isKeyframe: p.isKeyframe, tick: o.firstTick! + p.pts });
     }
   }
 

@@ -85,6 +85,20 @@ export interface RungEncoding extends EventEmitter<{ frame: [EncodedFrame] }> {
   close(): void;
 }
 
+/**
+ * Hands an encoded frame to the rung's listeners (the fan-out to its receivers). A listener that
+ * throws loses this frame for its receivers, is counted and logged; it is not the encoder failing,
+ * and it never reaches the event loop (uncaughtException would end every room).
+ */
+export function emitFrame(e: RungEncoding, f: EncodedFrame): void {
+  try {
+    e.emit("frame", f);
+  } catch (err) {
+    metrics.encoderListenerErrors.inc();
+    log.error("composite frame fan-out threw", { rung: e.rung, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+}
+
 /** The encoder's output container: IVF for VP8; FLV for H.264 (length-prefixed, so a frame is whole at once). */
 interface FrameReader {
   push(chunk: Buffer): { data: Buffer; isKeyframe: boolean }[];
@@ -190,7 +204,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
         this.keyframesOut++;
         this.limiter.noteKeyframe();
       }
-      this.emit("frame", { data: f.data, isKeyframe: f.isKeyframe, tick });
+      emitFrame(this, { data: f.data, isKeyframe: f.isKeyframe, tick });
     }
     if (child.out > 256) {
       child.ticks.splice(0, child.out);

@@ -83,7 +83,7 @@ export class VideoCompositor {
   ) {
     this.canvas = Buffer.alloc(frameBytes(s.width, s.height));
     fillRect(this.canvas, s.width, s.height, { x: 0, y: 0, w: s.width, h: s.height }, ...BLACK_YUV);
-    this.clock = new MediaClock(1000 / s.fps, (t) => this.tick(t));
+    this.clock = new MediaClock(1000 / s.fps, (t) => this.tick(t), undefined, 0, "video");
     this.clock.begin();
   }
 

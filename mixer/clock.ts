@@ -4,7 +4,11 @@
 // catch-up (audio: every 20 ms block is a packet the receivers count on) fires every missed tick
 // at once, in order, up to `maxCatchUp` of them, and reports only what is beyond that as skipped.
 
+import { logger } from "../telemetry/log.ts";
 import { noteTickLateness } from "../telemetry/lateness.ts";
+import { metrics } from "../telemetry/metrics.ts";
+
+const log = logger("clock");
 
 export interface Tick {
   index: number;
@@ -40,7 +44,13 @@ export class MediaClock {
     private readonly time: TimeSource = realTime,
     /** Missed ticks fired late rather than skipped (0: skip them all, fire the latest). */
     private readonly maxCatchUp = 0,
+    /** Names the clock in logs and in mcu_tick_errors_total (video, audio). */
+    private readonly name = "clock",
   ) {}
+
+  /** Ticks whose listener threw (each one ended there; the clock went on). */
+  errors = 0;
+  private lastErrorLog = -Infinity;
 
   begin(): void {
     if (this.running) return;
@@ -68,10 +78,29 @@ export class MediaClock {
       for (let index = first; index <= latest && this.running; index++) {
         const tick: Tick = { index, due: this.start + index * this.periodMs, skipped: index === first ? skipped : 0 };
         if (index < latest) tick.catchingUp = true;
-        this.onTick(tick);
+        this.runTick(tick);
       }
     } finally {
       this.schedule();
+    }
+  }
+
+  /**
+   * One tick's listener: if it throws, that tick ends there, is counted and logged (once in 10 s
+   * per clock, with the error), and the next tick comes as due. A throw never reaches the timer
+   * (and so never uncaughtException, which would end every room of the server).
+   */
+  private runTick(tick: Tick): void {
+    try {
+      this.onTick(tick);
+    } catch (err) {
+      this.errors++;
+      metrics.tickErrors.inc({ clock: this.name });
+      const now = this.time.now();
+      if (now - this.lastErrorLog > 10_000) {
+        this.lastErrorLog = now;
+        log.error("a clock tick threw; that tick ended there, the next comes as due", { clock: this.name, tick: tick.index, errors: this.errors, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      }
     }
   }
 

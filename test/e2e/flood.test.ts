@@ -29,14 +29,14 @@ afterAll(async () => {
 });
 
 // The call's own children, counted the way the caps promise: one set per participant who offered
-// (tile decoders), and one composite encoder per output the call's receivers use (plus one rung
-// lingering after its last receiver moved away).
+// (tile decoders), and one composite encoder (in process) per output the call's receivers use (plus
+// one rung lingering after its last receiver moved away).
 function callChildren(): { perParticipant: number; composite: number; compositeBound: number } {
   const running = liveFfmpegProcesses().filter((c) => !c.stopping);
   const outputs = Object.keys(server.rooms.get("call")?.currentMixer?.outputsInUse ?? {}).length;
   return {
     perParticipant: running.filter((c) => c.role !== "composite-encoder").length,
-    composite: running.filter((c) => c.role === "composite-encoder").length,
+    composite: server.rooms.get("call")?.currentMixer?.rungEncoders.size ?? 0,
     compositeBound: outputs + 1,
   };
 }

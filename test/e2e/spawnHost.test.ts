@@ -44,15 +44,15 @@ describe("the server's spawn host", () => {
       const host = spawnHostOf(server.proc.pid!);
       expect(host, "the server runs its ffmpeg children through a spawn host").toBeDefined();
       const before = ffmpegChildren(host!.pid);
-      // The composite encoder and two tile decoders at least (the audio is libopus in the server itself).
-      expect(before.length).toBeGreaterThanOrEqual(3);
+      // The two tile decoders at least (the composite encoder and the audio run in the server itself).
+      expect(before.length).toBeGreaterThanOrEqual(2);
       process.kill(host!.pid, "SIGKILL");
       const t0 = performance.now();
       await waitFor("its ffmpeg children stopped", () => before.every((c) => isGone(c.pid)), 5000);
       // A new host, with the room's children again.
       await waitFor("a new host with children", () => {
         const h = spawnHostOf(server.proc.pid!);
-        return !!h && h.pid !== host!.pid && ffmpegChildren(h.pid).length >= 3;
+        return !!h && h.pid !== host!.pid && ffmpegChildren(h.pid).length >= 2;
       }, 10_000);
       // Picture: every tile again, and frames that keep coming.
       for (const p of ps) await waitForTiles(p, ids, 10_000);

@@ -2,6 +2,7 @@
 // checks are equalities, not ranges that a loaded machine might break.
 import { beforeEach, describe, expect, it } from "vitest";
 import { MediaClock, type Tick, type TimeSource } from "../../mixer/clock.ts";
+import { metrics } from "../../telemetry/metrics.ts";
 
 /**
  * Fake time: timers fire in order as time is advanced, each at its own time; a callback that
@@ -173,5 +174,21 @@ describe("MediaClock", () => {
     expect(clock.dueTime(0)).toBe(started);
     expect(clock.dueTime(150)).toBe(started + 3000);
     clock.stop();
+  });
+
+  it("a tick that throws ends there, is counted, and the clock goes on (also while catching up)", () => {
+    const before = metrics.tickErrors.get({ clock: "test" });
+    const seen: number[] = [];
+    const clock = new MediaClock(10, (t) => {
+      seen.push(t.index);
+      if (t.index === 2) stall(35); // ticks 3-5 are then due at once, caught up
+      if (t.index === 2 || t.index === 4) throw new Error(`tick ${t.index} broke`);
+    }, time, 5, "test");
+    clock.begin();
+    expect(() => time.advance(100)).not.toThrow();
+    clock.stop();
+    expect(seen).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    expect(clock.errors).toBe(2);
+    expect(metrics.tickErrors.get({ clock: "test" }) - before).toBe(2);
   });
 });
