@@ -10,7 +10,9 @@ import { VP8_CPU_USED } from "../mixer/CompositeEncoder.ts";
 import { FFMPEG_MALLOC_ENV } from "../mixer/FfmpegProcess.ts";
 import { gridLayout, type Rect } from "../mixer/layout.ts";
 import type { Config } from "../server/config.ts";
+import path from "node:path";
 import { spawnGroup, reapGroup } from "./children.ts";
+import type { LibsAloneSettings } from "./libsAlone.ts";
 
 /** vp8 / h264: every receiver on that codec at the top rung; mixed: VP8, half the receivers on the half-size rung. */
 export type BenchCodec = "vp8" | "h264" | "mixed";
@@ -101,30 +103,52 @@ export interface BaselineProcess {
   stop(): Promise<void>;
 }
 
-export function startBaseline(ffmpegPath: string, inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose): BaselineProcess {
-  // The same malloc settings as the server's ffmpeg children: the baseline is ffmpeg at its best.
-  const env = { ...process.env, ...FFMPEG_MALLOC_ENV };
-  const child: ChildProcess = spawnGroup(ffmpegPath, baselineArgs(inputs, s, compose), { stdio: ["ignore", "pipe", "pipe"], env });
+/** Reads `frame=<n>` / `frames=<n>` progress lines of a baseline child. */
+function progressFrames(child: ChildProcess, key: string): () => number {
   let frames = 0;
-  let stderr = "";
-  let stopping = false;
   let pending = "";
   child.stdout!.on("data", (d: Buffer) => {
     pending += d.toString();
     const lines = pending.split("\n");
     pending = lines.pop()!;
-    for (const l of lines) if (l.startsWith("frame=")) frames = Number(l.slice(6));
+    for (const l of lines) if (l.startsWith(key)) frames = Number(l.slice(key.length));
   });
+  return () => frames;
+}
+
+function baselineProcess(child: ChildProcess, key: string, what: string): BaselineProcess {
+  const frames = progressFrames(child, key);
+  let stderr = "";
+  let stopping = false;
   child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   child.on("exit", (code, sig) => {
-    if (!stopping) console.error(`baseline ffmpeg exited early (code ${code}, signal ${sig}): ${stderr.trim()}`);
+    if (!stopping) console.error(`baseline ${what} exited early (code ${code}, signal ${sig}): ${stderr.trim()}`);
   });
   return {
     pid: child.pid!,
-    frames: () => frames,
+    frames,
     async stop() {
       stopping = true;
       await reapGroup(child.pid!, child);
     },
   };
+}
+
+/** The server's own libraries alone (bench/libsAlone.ts) on the same inputs and settings. */
+export function startLibsAlone(inputs: { video: string; audio: string }[], s: EncodeSettings): BaselineProcess {
+  const settings: LibsAloneSettings = {
+    inputs: inputs.map((x) => ({ video: x.video, audio: x.audio })),
+    codec: s.codec === "h264" ? "h264" : "vp8",
+    width: s.width, height: s.height, fps: s.fps, kbps: s.videoKbps, audioKbps: s.audioKbps, keyframeIntervalS: s.keyframeIntervalS, vp8CpuUsed: s.vp8CpuUsed,
+    half: s.codec === "mixed" && inputs.length > 1 ? s.half : undefined,
+  };
+  const child = spawnGroup(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "libsAlone.ts"), JSON.stringify(settings)], { stdio: ["ignore", "pipe", "pipe"] });
+  return baselineProcess(child, "frames=", "libraries alone");
+}
+
+export function startBaseline(ffmpegPath: string, inputs: { video: string; audio: string }[], s: EncodeSettings, compose: Compose): BaselineProcess {
+  // The same malloc settings as the server's ffmpeg children: the baseline is ffmpeg at its best.
+  const env = { ...process.env, ...FFMPEG_MALLOC_ENV };
+  const child: ChildProcess = spawnGroup(ffmpegPath, baselineArgs(inputs, s, compose), { stdio: ["ignore", "pipe", "pipe"], env });
+  return baselineProcess(child, "frame=", "ffmpeg");
 }

@@ -5,6 +5,9 @@
 //                         [--talkers turns|all]  (turns: people take 2 s turns, as in a meeting; all: everyone at once)
 //                         [--record-at 9]  (at that n, also alternate recording off/on windows: the cost of recording; 0 = off)
 //                         [--layout grid|speaker] [--labels on|off]  (the room's layout and name labels)
+//                         [--engines library,ffmpeg]  (VIDEO_ENGINE of the server, each measured in the same run; the first is the main table's)
+//                         [--server built|source]  (built: dist/server.js, as deployed, the default; source: tsx, as npm start)
+//                         [--baselines cli,libs]  (cli: the bundled ffmpeg program alone; libs: the server's own FFmpeg libraries alone, bench/libsAlone.ts)
 // Prints a table and writes <out>/cpu-<time>.json and <out>/cpu-<time>.svg (plot).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -13,9 +16,10 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { generateFixtures } from "../fixtures/generate.ts";
 import { FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH, PARTICIPANTS, fixturePaths, h264FixturePath, turnsAudioPath } from "../fixtures/participants.ts";
+import { libavVersion } from "../mixer/libav.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
-import { startBaseline, type BenchCodec, type Compose, type EncodeSettings } from "./baseline.ts";
+import { startBaseline, startLibsAlone, type BenchCodec, type Compose, type EncodeSettings } from "./baseline.ts";
 import { installCleanup } from "./children.ts";
 import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
@@ -23,8 +27,8 @@ import { formatRecordingCost, measureRecordingCost } from "./recording.ts";
 import { renderSvg } from "./plot.ts";
 import { serverRole } from "./roles.ts";
 import { CLK_TCK, TreeSampler, machineBusyCores, type TreeUsage } from "./proctree.ts";
-import { derive, printTables, rtpCounters, rtpWindow, type BaselinePoint, type Geometry, type Point, type ServerPoint } from "./report.ts";
-import { ROOT, startServerProcess } from "./server.ts";
+import { derive, printMediaPlane, printTables, rtpCounters, rtpWindow, type BaselinePoint, type Geometry, type Point, type ServerPoint } from "./report.ts";
+import { buildServer, ROOT, startServerProcess } from "./server.ts";
 
 const { values: args } = (() => {
   try {
@@ -43,6 +47,9 @@ const { values: args } = (() => {
     labels: { type: "string", default: "on" },
     latency: { type: "string", default: "15" },
     "record-at": { type: "string", default: "9" },
+    engines: { type: "string", default: "library" },
+    baselines: { type: "string", default: "cli,libs" },
+    server: { type: "string", default: "built" },
     help: { type: "boolean", short: "h", default: false },
     } });
   } catch (e) {
@@ -77,6 +84,14 @@ if (!Number.isInteger(recordAt) || recordAt < 0) usageError(`--record-at: a part
 const RECORDING_PAIRS = 3;
 const RECORDING_WINDOW_S = 10;
 if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compose: xstack or overlay`);
+
+const engines = args.engines!.split(",").map((e) => e.trim());
+if (!engines.length || engines.some((e) => e !== "library" && e !== "ffmpeg")) usageError(`--engines: library and/or ffmpeg, e.g. library,ffmpeg`);
+const baselines = args.baselines!.split(",").map((e) => e.trim());
+if (!baselines.length || baselines.some((b) => b !== "cli" && b !== "libs")) usageError(`--baselines: cli and/or libs`);
+
+if (args.server !== "built" && args.server !== "source") usageError(`--server: built or source`);
+const built = args.server === "built";
 
 installCleanup();
 const config = loadConfig({ ...process.env, OUTPUT_SIZE: args.size });
@@ -130,7 +145,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms 
 
 /** Progress: where the run is (set per phase), and the planned warm-up + measurement seconds still ahead. */
 let phase = "";
-let plannedLeftS = counts.length * 2 * (warmupS + durationS) + (counts.includes(recordAt) ? RECORDING_PAIRS * 2 * RECORDING_WINDOW_S : 0);
+let plannedLeftS = counts.length * (engines.length + baselines.length) * (warmupS + durationS) + (counts.includes(recordAt) ? RECORDING_PAIRS * 2 * RECORDING_WINDOW_S : 0);
 const fmtS = (x: number, s = Math.round(x)) => (s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`);
 /** Sleeps `s` seconds showing progress: one line rewritten each second on a terminal, else a line every 10 s. */
 async function countdown(what: string, s: number): Promise<void> {
@@ -146,10 +161,10 @@ async function countdown(what: string, s: number): Promise<void> {
   if (tty) process.stdout.write("\r\x1b[K");
 }
 
-async function measureServer(n: number): Promise<ServerPoint> {
-  const profDir = args["cpu-prof"] ? path.join(outDir, `prof-${stamp}`, `n${n}`) : undefined;
+async function measureServer(n: number, engine: string): Promise<ServerPoint> {
+  const profDir = args["cpu-prof"] ? path.join(outDir, `prof-${stamp}`, `n${n}-${engine}`) : undefined;
   if (profDir) fs.mkdirSync(profDir, { recursive: true });
-  const server = await startServerProcess({ size: args.size, maxParticipants: n, cpuProfDir: profDir, env: serverEnv });
+  const server = await startServerProcess({ size: args.size, maxParticipants: n, cpuProfDir: profDir, env: { ...serverEnv, VIDEO_ENGINE: engine }, built });
   const parts: SyntheticParticipant[] = [];
   try {
     for (const [k, fx] of inputsFor(n).entries()) {
@@ -193,7 +208,7 @@ async function measureServer(n: number): Promise<ServerPoint> {
       metricsDelta,
       overloadLevel: m1["mcu_overload_level"],
       serverLog: server.logLines,
-      recording: n === recordAt
+      recording: n === recordAt && engine === engines[0]
         ? await measureRecordingCost({
           url: server.url, room: "bench", serverPid: server.pid, classify: serverRole(server.pid),
           pairs: RECORDING_PAIRS, windowS: RECORDING_WINDOW_S, countdown,
@@ -206,8 +221,8 @@ async function measureServer(n: number): Promise<ServerPoint> {
   }
 }
 
-async function measureBaseline(n: number): Promise<BaselinePoint> {
-  const ff = startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
+async function measureBaseline(n: number, kind: string): Promise<BaselinePoint> {
+  const ff = kind === "libs" ? startLibsAlone(inputsFor(n), enc) : startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
   try {
     await countdown("warm-up", warmupS);
     const f0 = ff.frames();
@@ -219,6 +234,28 @@ async function measureBaseline(n: number): Promise<BaselinePoint> {
     return { usage, outputFps: (ff.frames() - f0) / usage.wallS, otherCores: otherCores(usage, process.cpuUsage(c0)) };
   } finally {
     await ff.stop();
+  }
+}
+
+function logServer(n: number, engine: string, s: ServerPoint): void {
+  const kbps = (dir: "upKbps" | "downKbps", k: "video" | "audio") => (s.receivers.reduce((a, r) => a + r.rtp[dir][k], 0) / n).toFixed(0);
+  const lost = s.receivers.reduce((a, r) => a + r.rtp.packetsLost.video + r.rtp.packetsLost.audio, 0);
+  log(`n=${n} (${engine}): server ${s.usage.cores.toFixed(3)} cores (node ${s.usage.rootCores.toFixed(3)}), ${s.usage.peakRssMB.toFixed(0)} MB (PSS ${s.usage.peakPssMB?.toFixed(0) ?? "-"}), ` +
+    `${s.medianFps.toFixed(1)} fps (min ${s.minFps.toFixed(1)}), down ${kbps("downKbps", "video")}+${kbps("downKbps", "audio")} kbit/s, ` +
+    `up ${kbps("upKbps", "video")}+${kbps("upKbps", "audio")} kbit/s, ${lost} packets lost; ` +
+    `client ${s.clientCores.toFixed(2)} cores, machine ${(100 * s.usage.machineBusy).toFixed(0)}% busy (others ${s.otherCores.toFixed(2)})` +
+    (s.serverLog.length ? `; server logged ${s.serverLog.length} warning(s), first: ${s.serverLog[0].slice(0, 200)}` : ""));
+  log(`  by role (cores): ${fmtRoles(s.usage.byRole)}`);
+  if (s.recording) log(formatRecordingCost(n, s.recording));
+  if (args["cpu-prof"]) {
+    const dir = path.join(outDir, `prof-${stamp}`, `n${n}-${engine}`);
+    // One file per thread (tsx's loader runs in a worker): the main thread's is the largest.
+    const file = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))
+      .sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0];
+    if (file) {
+      s.profile = { file: path.join(dir, file), ...summariseProfile(path.join(dir, file), ROOT) };
+      log(formatProfile(s.profile));
+    } else log(`  (no .cpuprofile written in ${dir})`);
   }
 }
 
@@ -237,64 +274,54 @@ function ffmpegVersion(): string {
 
 async function main(): Promise<void> {
   const version = ffmpegVersion();
+  if (built) buildServer();
   await generateFixtures();
   const missing = inputsFor(Math.min(8, Math.max(...counts))).flatMap((f) => [f.video, f.audio]).filter((f) => !fs.existsSync(f));
   if (missing.length) throw new Error(`fixtures missing after generation (run \`npm run fixtures\`): ${missing.join(", ")}`);
   const cpus = os.cpus();
   log(`bench: ${cpus.length} x ${cpus[0]?.model ?? "?"}; ${args.size}@${enc.fps} ${codecLabel} ${enc.videoKbps}k; ` +
-    `n = ${counts.join(",")}; baseline composes with ${compose}; ${warmupS} s warm-up + ${durationS} s measured per point; ${version}`);
+    `n = ${counts.join(",")}; VIDEO_ENGINE ${engines.join(" and ")}; baselines ${baselines.join(" and ")} (the CLI composes with ${compose}); ` +
+    `${warmupS} s warm-up + ${durationS} s measured per point; ${version}; libraries FFmpeg ${libavVersion()}`);
   if (args["cpu-prof"]) log(`note: --cpu-prof is on; server CPU figures include the profiler's overhead`);
 
   const points: Point[] = [];
   for (const [i, n] of counts.entries()) {
     const pt: Point = { n, errors: [] };
     points.push(pt);
-    phase = `[${i + 1}/${counts.length}] n=${n} server`;
-    log(`${phase}…`);
-    try {
-      await waitIdle("the server");
-      pt.server = await measureServer(n);
-      const s = pt.server;
-      const kbps = (dir: "upKbps" | "downKbps", k: "video" | "audio") => (s.receivers.reduce((a, r) => a + r.rtp[dir][k], 0) / n).toFixed(0);
-      const lost = s.receivers.reduce((a, r) => a + r.rtp.packetsLost.video + r.rtp.packetsLost.audio, 0);
-      log(`n=${n}: server ${s.usage.cores.toFixed(3)} cores (node ${s.usage.rootCores.toFixed(3)}), ${s.usage.peakRssMB.toFixed(0)} MB, ` +
-        `${s.medianFps.toFixed(1)} fps (min ${s.minFps.toFixed(1)}), down ${kbps("downKbps", "video")}+${kbps("downKbps", "audio")} kbit/s, ` +
-        `up ${kbps("upKbps", "video")}+${kbps("upKbps", "audio")} kbit/s, ${lost} packets lost; ` +
-        `client ${s.clientCores.toFixed(2)} cores, machine ${(100 * s.usage.machineBusy).toFixed(0)}% busy (others ${s.otherCores.toFixed(2)})` +
-        (s.serverLog.length ? `; server logged ${s.serverLog.length} warning(s), first: ${s.serverLog[0].slice(0, 200)}` : ""));
-      log(`  by role (cores): ${fmtRoles(s.usage.byRole)}`);
-      if (s.recording) log(formatRecordingCost(n, s.recording));
-      if (args["cpu-prof"]) {
-        const dir = path.join(outDir, `prof-${stamp}`, `n${n}`);
-        // One file per thread (tsx's loader runs in a worker): the main thread's is the largest.
-        const file = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))
-          .sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0];
-        if (file) {
-          s.profile = { file: path.join(dir, file), ...summariseProfile(path.join(dir, file), ROOT) };
-          log(formatProfile(s.profile));
-        } else log(`  (no .cpuprofile written in ${dir})`);
+    for (const engine of engines) {
+      phase = `[${i + 1}/${counts.length}] n=${n} server (VIDEO_ENGINE=${engine})`;
+      log(`${phase}…`);
+      try {
+        await waitIdle("the server");
+        const s = await measureServer(n, engine);
+        if (engine === engines[0]) pt.server = s;
+        (pt.engines ??= {})[engine] = s;
+        logServer(n, engine, s);
+      } catch (e) {
+        pt.errors.push(`server (${engine}): ${(e as Error).message}`);
+        log(`n=${n}: server (${engine}) FAILED: ${(e as Error).message}`);
       }
-    } catch (e) {
-      pt.errors.push(`server: ${(e as Error).message}`);
-      log(`n=${n}: server FAILED: ${(e as Error).message}`);
     }
-    phase = `[${i + 1}/${counts.length}] n=${n} baseline`;
-    log(`${phase}…`);
-    try {
-      await waitIdle("the baseline");
-      pt.baseline = await measureBaseline(n);
-      const b = pt.baseline;
-      log(`n=${n}: baseline ${b.usage.cores.toFixed(3)} cores, ${b.usage.peakRssMB.toFixed(0)} MB, ${b.outputFps.toFixed(1)} fps out (others ${b.otherCores.toFixed(2)})`);
-    } catch (e) {
-      pt.errors.push(`baseline: ${(e as Error).message}`);
-      log(`n=${n}: baseline FAILED: ${(e as Error).message}`);
+    for (const kind of baselines) {
+      phase = `[${i + 1}/${counts.length}] n=${n} baseline (${kind === "libs" ? "libraries alone" : "ffmpeg alone"})`;
+      log(`${phase}…`);
+      try {
+        await waitIdle("the baseline");
+        const b = await measureBaseline(n, kind);
+        if (kind === baselines[0]) pt.baseline = b;
+        (pt.baselines ??= {})[kind] = b;
+        log(`n=${n}: baseline ${kind} ${b.usage.cores.toFixed(3)} cores, ${b.usage.peakRssMB.toFixed(0)} MB (PSS ${b.usage.peakPssMB?.toFixed(0) ?? "-"}), ${b.outputFps.toFixed(1)} fps out (others ${b.otherCores.toFixed(2)})`);
+      } catch (e) {
+        pt.errors.push(`baseline ${kind}: ${(e as Error).message}`);
+        log(`n=${n}: baseline ${kind} FAILED: ${(e as Error).message}`);
+      }
     }
 
     // latency: a fresh server, one participant flipping its picture and tone, measured at a receiver.
     if (latencyS > 0) {
       phase = `[${i + 1}/${counts.length}] n=${n} latency`;
       log(`${phase}…`);
-      const server = await startServerProcess({ size: args.size, maxParticipants: Math.max(2, n) });
+      const server = await startServerProcess({ size: args.size, maxParticipants: Math.max(2, n), built });
       try {
         pt.latency = await measureLatency({ url: server.url, room: "latency", participants: n, durationS: latencyS, warmupS, size: args.size });
         log(formatLatency(pt.latency));
@@ -310,6 +337,7 @@ async function main(): Promise<void> {
   const geometry: Geometry = { width: enc.width, height: enc.height, camWidth: FIXTURE_WIDTH, camHeight: FIXTURE_HEIGHT, camFps: FIXTURE_FPS };
   const derived = derive(points, geometry);
   printTables(log, points, derived, geometry, cpus.length);
+  printMediaPlane(log, points);
   const noisy = points.filter((p) => Math.max(p.server?.otherCores ?? 0, p.baseline?.otherCores ?? 0) > 0.1);
   if (noisy.length) log(`WARNING: other processes used > 0.1 cores during n=${noisy.map((p) => p.n).join(",")}: those figures are disturbed; rerun on an idle machine.`);
 
@@ -319,7 +347,7 @@ async function main(): Promise<void> {
   const report = {
     startedAt: new Date().toISOString(),
     machine: { cpuModel: cpus[0]?.model, cpus: cpus.length, memoryMB: Math.round(os.totalmem() / 2 ** 20), os: `${os.type()} ${os.release()}`, node: process.version, clkTck: CLK_TCK },
-    settings: { participants: counts, durationS, warmupS, size: args.size, codec, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
+    settings: { participants: counts, durationS, warmupS, size: args.size, codec, ...enc, ffmpegPath: config.ffmpegPath, ffmpegVersion: version, libraries: `FFmpeg ${libavVersion()} (node-av)`, engines, baselines, server: args.server, baselineCompose: compose, cpuProfile: args["cpu-prof"], fixtures: "pattern", talkers: args.talkers },
     geometry,
     points,
     derived,
@@ -330,7 +358,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(svgFile, renderSvg(derived, caption));
   log(`\nwrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), svgFile)}`);
   log(`rerun: npm run bench -- --participants ${counts.join(",")} --duration ${durationS} --size ${args.size} --codec ${codec}` +
-    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers} --layout ${args.layout} --labels ${args.labels}`);
+    (compose !== "xstack" ? ` --baseline-compose ${compose}` : "") + (args["cpu-prof"] ? " --cpu-prof" : "") + ` --talkers ${args.talkers} --layout ${args.layout} --labels ${args.labels} --engines ${engines.join(",")} --baselines ${baselines.join(",")} --server ${args.server}`);
   if (points.some((p) => p.errors.length)) process.exitCode = 1;
 }
 

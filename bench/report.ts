@@ -93,8 +93,14 @@ export interface BaselinePoint {
 export interface Point {
   latency?: LatencyResult;
   n: number;
+  /** The first of --engines (the main tables' figures). */
   server?: ServerPoint;
+  /** The first of --baselines. */
   baseline?: BaselinePoint;
+  /** Every VIDEO_ENGINE measured at this n, the same run. */
+  engines?: Record<string, ServerPoint>;
+  /** Every baseline measured at this n: cli (the bundled ffmpeg program), libs (the server's FFmpeg libraries alone). */
+  baselines?: Record<string, BaselinePoint>;
   errors: string[];
 }
 
@@ -243,4 +249,32 @@ export function printTables(log: (m: string) => void, points: Point[], derived: 
       f(p.latency!.audio.p90, 1), f(p.latency!.audio.p95, 1), f(p.latency!.avOffsetMs, 1)]));
   log(`Latency end to end (sender werift → server mix → receiver werift + decode, loopback): from sending a picture/tone flip ` +
     `to seeing it in the composite / hearing it in the mix; A/V offset = video − audio (> 0: picture later than sound).`);
+}
+
+/** Each VIDEO_ENGINE beside each baseline, per n (same run, ratios). */
+export function printMediaPlane(log: (m: string) => void, points: Point[]): void {
+  const rows: string[][] = [];
+  for (const p of points) {
+    for (const [engine, s] of Object.entries(p.engines ?? {})) {
+      const r = (k: string) => p.baselines?.[k] ? f(s.usage.cores / p.baselines[k]!.usage.cores, 2) : "-";
+      const role = (re: RegExp) => Object.entries(s.usage.byRole).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+      const md = (k: string) => String(s.metricsDelta[k] ?? 0);
+      rows.push([
+        String(p.n), engine, f(s.usage.cores, 3), f(s.usage.rootCores, 3), f(role(/encoder/), 3), f(role(/tile decoders/), 3),
+        r("cli"), r("libs"), f(s.usage.peakPssMB, 0), f(s.usage.peakPssMB !== undefined ? s.usage.peakPssMB / p.n : undefined, 1),
+        `${f(s.medianFps, 1)}/${f(s.minFps, 1)}`, md("mcu_composite_encoder_spawns_total"), md('mcu_composite_frames_skipped_total{reason="encoder_busy"}'),
+      ]);
+    }
+    for (const [kind, b] of Object.entries(p.baselines ?? {})) {
+      rows.push([String(p.n), kind === "libs" ? "libraries alone" : "ffmpeg alone", f(b.usage.cores, 3), "-", "-", "-", "-", "-", f(b.usage.peakPssMB, 0), f(b.usage.peakPssMB !== undefined ? b.usage.peakPssMB / p.n : undefined, 1), f(b.outputFps, 1), "-", "-"]);
+    }
+  }
+  if (!rows.length) return;
+  log("");
+  log("The media plane, each design in the same run (ratios against each baseline measured beside it)");
+  table(log, ["n", "design", "tree CPU", "node", "encoder children", "tile decoders", "vs ffmpeg alone", "vs libraries alone", "PSS MB", "PSS/part.", "fps med/min", "encoder spawns", "encoder busy"], rows);
+  log(`"library": VIDEO_ENGINE=library (composite encoders in the server process, FFmpeg's libraries); "ffmpeg": one ffmpeg child per ` +
+    `rung. "ffmpeg alone": the bundled ffmpeg program doing the same decode + composite + encode + audio mix; "libraries alone": ` +
+    `the server's own FFmpeg libraries and libopus doing it in one process with nothing else (bench/libsAlone.ts). "node" is the ` +
+    `server process (its in-process encoders included); "encoder children" and "tile decoders" are child processes.`);
 }

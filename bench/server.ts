@@ -1,6 +1,8 @@
-// The server under test as a separate process (`node --import tsx server/main.ts`) on a port
-// picked here, with its ffmpeg children in its own process group.
-import type { ChildProcess } from "node:child_process";
+// The server under test as a separate process on a port picked here, with its ffmpeg children in
+// its own process group: from source (`node --import tsx server/main.ts`, as `npm start`), or the
+// production build (`node dist/server.js`, as the Docker image and `npm run serve`; tsx's loader
+// alone is ~55 MB of the process), built first by buildServer().
+import { execFileSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import net from "node:net";
@@ -31,6 +33,13 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** One node of a cluster: it announces its own URL in this Redis under this prefix. */
   cluster?: { redisUrl: string; prefix: string };
+  /** Run dist/server.js (see buildServer) instead of the TypeScript source. */
+  built?: boolean;
+}
+
+/** `npm run build`: dist/server.js for ServerOptions.built. */
+export function buildServer(): void {
+  execFileSync("npm", ["run", "-s", "build"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
 }
 
 export interface ServerProcess {
@@ -47,7 +56,8 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
   const recordingsDir = fs.mkdtempSync(path.join(os.tmpdir(), "mixroom-bench-recordings-"));
   const url = `http://127.0.0.1:${port}`;
   const nodeArgs = o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [];
-  const child: ChildProcess = spawnGroup(process.execPath, [...nodeArgs, "--import", "tsx", "server/main.ts"], {
+  const entry = o.built ? ["--enable-source-maps", "dist/server.js"] : ["--import", "tsx", "server/main.ts"];
+  const child: ChildProcess = spawnGroup(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: {

@@ -10,6 +10,8 @@ import {
   AV_PICTURE_TYPE_I,
   AV_PICTURE_TYPE_NONE,
   AV_PIX_FMT_YUV420P,
+  AV_CODEC_ID_H264,
+  AV_CODEC_ID_VP8,
   AVERROR_EAGAIN,
   AVERROR_EOF,
   SWS_FAST_BILINEAR,
@@ -132,6 +134,47 @@ export function scaler(srcW: number, srcH: number, dstW: number, dstH: number): 
 }
 
 export type { SoftwareScaleContext };
+
+export interface OpenedDecoder {
+  ctx: CodecContext;
+  packet: Packet;
+  frame: Frame;
+}
+
+/**
+ * A VP8 or H.264 decoder in this process, one thread. Only for trusted input (the benchmark's
+ * baseline, our own fixtures): what clients send is decoded in child processes (TileDecoder.ts).
+ */
+export function openDecoder(codec: "vp8" | "h264"): OpenedDecoder {
+  const c = Codec.findDecoder(codec === "h264" ? AV_CODEC_ID_H264 : AV_CODEC_ID_VP8);
+  if (!c) throw new Error(`this FFmpeg build has no ${codec} decoder`);
+  const ctx = new CodecContext();
+  ctx.allocContext3(c);
+  ctx.threadCount = 1;
+  FFmpegError.throwIfError(ctx.open2Sync(c, null), "avcodec_open2");
+  const packet = new Packet();
+  packet.alloc();
+  const frame = new Frame();
+  frame.alloc();
+  return { ctx, packet, frame };
+}
+
+/** Decodes one frame's bitstream on the threadpool; the picture (the decoder's frame) or undefined. */
+export async function decodeFrame(d: OpenedDecoder, data: Buffer): Promise<Frame | undefined> {
+  d.packet.data = data;
+  const sent = await d.ctx.sendPacket(d.packet);
+  d.packet.unref();
+  if (sent < 0 && sent !== AVERROR_EAGAIN) return undefined;
+  d.frame.unref();
+  const r = d.ctx.receiveFrameSync(d.frame);
+  return r >= 0 ? d.frame : undefined;
+}
+
+export function closeDecoder(d: OpenedDecoder): void {
+  d.packet.free();
+  d.frame.free();
+  d.ctx.freeContext();
+}
 
 /** The FFmpeg the libraries are (for the startup log). */
 export function libavVersion(): string {

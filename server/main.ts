@@ -61,7 +61,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   setFfmpegSpawning(config.ffmpegSpawn);
   const { redisUrl, nodeUrl } = config;
   // The registry reads this node's rooms at each heartbeat (after start), so it can come first.
-  const cluster = redisUrl && nodeUrl ? new Cluster({ ...config, redisUrl, nodeUrl }, () => rooms.localState()) : undefined;
+  const cluster = redisUrl && nodeUrl ? await Cluster.create({ ...config, redisUrl, nodeUrl }, () => rooms.localState()) : undefined;
   const rooms = new Rooms(config, cluster);
   const recordings = new Recordings(rooms, config, cluster);
   await recordings.init();

@@ -21,7 +21,7 @@ export async function startWorker() {
   }
   const store = new RecordingStore(config.recordingsDir);
   await store.init();
-  const worker = startBullWorker(config.redisUrl, store, postProcessSettings(config));
+  const worker = await startBullWorker(config.redisUrl, store, postProcessSettings(config));
   await worker.worker.waitUntilReady();
   log.info("worker ready", { queue: QUEUE_NAME, recordings: config.recordingsDir, pid: process.pid });
   return worker;

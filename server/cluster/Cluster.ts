@@ -7,7 +7,7 @@
 // moment a node keeps its rooms and takes no new ones.
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
@@ -163,14 +163,21 @@ export class Cluster {
   /** Joins this node may place per client address: 20 at once, then one a second. */
   readonly placements = new KeyedRate(1, 20);
 
-  constructor(
+  /** A node of the cluster; ioredis is loaded only here (the embedded default never loads it). */
+  static async create(config: Config & { nodeUrl: string; redisUrl: string }, local: () => LocalState): Promise<Cluster> {
+    const { Redis } = await import("ioredis");
+    return new Cluster(config, local, Redis);
+  }
+
+  private constructor(
     private readonly config: Config & { nodeUrl: string; redisUrl: string },
     private readonly local: () => LocalState,
+    RedisClient: typeof Redis,
   ) {
     this.self = { id: config.nodeUrl, boot: randomUUID().slice(0, 8), url: config.nodeUrl };
     this.prefix = config.clusterPrefix;
     // Commands fail at once while Redis is away (no queue to replay stale placements from).
-    this.redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+    this.redis = new RedisClient(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
     this.redis.on("error", (err) => log.debug("redis connection error", { error: err.message }));
     this.redis.defineCommand("mcuPlace", { numberOfKeys: 1, lua: PLACE });
     this.redis.defineCommand("mcuBeat", { numberOfKeys: 0, lua: HEARTBEAT });

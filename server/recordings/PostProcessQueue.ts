@@ -4,7 +4,8 @@
 // - embedded (no Redis): the same job runs in-process, one at a time, with the same retries.
 // Either way the recording's metadata file carries status and progress, and anything unfinished is
 // found again from the storage directory at startup, so a crash loses no recording.
-import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+// bullmq is loaded only with REDIS_URL (the embedded default never loads it: ~14 MB).
+import type { Job, Queue, Worker } from "bullmq";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import { finalizeRecording, PermanentJobError, type FinalizeSettings } from "./finalize.ts";
@@ -158,12 +159,18 @@ export class BullQueue implements PostProcessQueue {
   readonly mode = "bullmq";
   private readonly queue: Queue;
 
-  constructor(
+  static async open(redisUrl: string, s: PostProcessSettings): Promise<BullQueue> {
+    const { Queue } = await import("bullmq");
+    return new BullQueue(redisUrl, s, Queue);
+  }
+
+  private constructor(
     redisUrl: string,
     private readonly s: PostProcessSettings,
+    QueueClass: typeof Queue,
   ) {
     // Fail fast when Redis is away (the server's sweep queues it later) instead of hanging a stop.
-    this.queue = new Queue(QUEUE_NAME, { connection: { ...connection(redisUrl), enableOfflineQueue: false }, prefix: s.prefix });
+    this.queue = new QueueClass(QUEUE_NAME, { connection: { ...connection(redisUrl), enableOfflineQueue: false }, prefix: s.prefix });
     this.queue.on("error", (err) => log.warn("queue connection error", { error: err.message }));
   }
 
@@ -197,7 +204,8 @@ export interface PostProcessWorker {
 }
 
 /** A BullMQ worker: in the server (POSTPROCESS_WORKER=on) or alone (`npm run worker`). */
-export function startBullWorker(redisUrl: string, store: RecordingStore, s: PostProcessSettings): PostProcessWorker {
+export async function startBullWorker(redisUrl: string, store: RecordingStore, s: PostProcessSettings): Promise<PostProcessWorker> {
+  const { UnrecoverableError, Worker } = await import("bullmq");
   const abort = new AbortController();
   const worker = new Worker(
     QUEUE_NAME,

@@ -9,7 +9,7 @@ import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import type { Rooms } from "../Rooms.ts";
 import { belowFloor, measureFreeMb } from "./diskSpace.ts";
-import { BullQueue, EmbeddedQueue, startBullWorker, type PostProcessQueue, type PostProcessSettings } from "./PostProcessQueue.ts";
+import { BullQueue, EmbeddedQueue, startBullWorker, type PostProcessQueue, type PostProcessSettings, type PostProcessWorker } from "./PostProcessQueue.ts";
 import { Recording } from "./Recording.ts";
 import { newRecordingId, RecordingStore, type RecordingMeta } from "./RecordingStore.ts";
 
@@ -44,12 +44,12 @@ export function postProcessSettings(config: Config): PostProcessSettings {
 
 export class Recordings {
   readonly store: RecordingStore;
-  readonly queue: PostProcessQueue;
+  private q: PostProcessQueue | undefined;
   private readonly active = new Map<string, Recording | "starting">();
   private readonly emptyHandlers = new Map<string, () => void>();
   private sweeper: NodeJS.Timeout | undefined;
   private orphanTimer: NodeJS.Timeout | undefined;
-  private worker: ReturnType<typeof startBullWorker> | undefined;
+  private worker: PostProcessWorker | undefined;
   private diskTimer: NodeJS.Timeout | undefined;
   private checkingDisk = false;
 
@@ -61,17 +61,23 @@ export class Recordings {
     private readonly cluster?: Cluster,
   ) {
     this.store = new RecordingStore(config.recordingsDir);
-    const pp = postProcessSettings(config);
-    if (config.redisUrl) {
-      this.queue = new BullQueue(config.redisUrl, pp);
-      if (config.postprocessWorker) this.worker = startBullWorker(config.redisUrl, this.store, pp);
-    } else {
-      this.queue = new EmbeddedQueue(this.store, pp);
-    }
   }
 
-  /** Creates the directory, closes out recordings a crash cut off, and queues whatever is unfinished. */
+  /** The post-processing queue: BullMQ with Redis, else embedded (set by init). */
+  get queue(): PostProcessQueue {
+    if (!this.q) throw new Error("Recordings.init() has not run");
+    return this.q;
+  }
+
+  /** Opens the queue, creates the directory, closes out recordings a crash cut off, and queues whatever is unfinished. */
   async init(): Promise<void> {
+    const pp = postProcessSettings(this.config);
+    if (this.config.redisUrl) {
+      this.q = await BullQueue.open(this.config.redisUrl, pp);
+      if (this.config.postprocessWorker) this.worker = await startBullWorker(this.config.redisUrl, this.store, pp);
+    } else {
+      this.q = new EmbeddedQueue(this.store, pp);
+    }
     await this.store.init();
     await this.adoptOrphans();
     await this.sweep();
@@ -282,6 +288,6 @@ export class Recordings {
     await this.worker?.close().catch(() => {});
     const rooms = [...this.active.keys()];
     await Promise.all(rooms.map((r) => this.stop(r, "shutdown").catch(() => {})));
-    await this.queue.close().catch(() => {});
+    await this.q?.close().catch(() => {});
   }
 }

@@ -124,8 +124,8 @@ describe("BullMQ queue", () => {
     await stoppedRecording("bull-retry");
     await stoppedRecording("bull-empty", false);
     const s = settings(flakyFfmpeg, prefix);
-    const q = new BullQueue(REDIS_URL, s);
-    const worker = startBullWorker(REDIS_URL, store, s);
+    const q = await BullQueue.open(REDIS_URL, s);
+    const worker = await startBullWorker(REDIS_URL, store, s);
     const inspect = new Queue(QUEUE_NAME, { connection: { url: REDIS_URL }, prefix });
     try {
       await q.enqueue("bull-retry");
