@@ -4,6 +4,7 @@
 import { EventEmitter } from "node:events";
 import { FfmpegProcess, type FfmpegExit } from "./FfmpegProcess.ts";
 import { OggOpusWriter, opusPacketSamples } from "./ogg.ts";
+import { Restarts, scheduleRestart } from "./restarts.ts";
 
 const RAW_IN = ["-probesize", "32", "-analyzeduration", "0", "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", "pipe:0"];
 
@@ -86,6 +87,8 @@ export class TickedOpusEncoder extends EventEmitter<{ packet: [Buffer, number, n
   private enc: OpusEncoder | undefined;
   private ticks: number[] = [];
   private closed = false;
+  private readonly restarts = new Restarts();
+  private restartTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ffmpegPath: string,
@@ -107,7 +110,7 @@ export class TickedOpusEncoder extends EventEmitter<{ packet: [Buffer, number, n
       if (this.closed || this.enc !== enc) return;
       this.enc = undefined;
       this.emit("died");
-      setTimeout(() => !this.closed && this.start(), 100).unref();
+      this.restartTimer = scheduleRestart(this.restarts, () => !this.closed && this.start()).timer;
     });
   }
 
@@ -119,6 +122,7 @@ export class TickedOpusEncoder extends EventEmitter<{ packet: [Buffer, number, n
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.restartTimer);
     this.enc?.close();
   }
 }

@@ -14,6 +14,7 @@ import { InProcessOpusDecoder, InProcessOpusEncoder } from "./opusInProcess.ts";
 import { blockLevelDb, fullMix, mixMinus, sumInputs } from "./mixMinus.ts";
 import { opusPacketSamples } from "./ogg.ts";
 import { PcmBuffer } from "./pcmBuffer.ts";
+import { Restarts } from "./restarts.ts";
 
 const log = logger("audio-mixer");
 export const SAMPLE_RATE = 48000;
@@ -68,6 +69,9 @@ interface Member {
   route: Map<number, "own" | "general">;
   /** The loss its receiver reports on our audio, percent (its encoder's FEC follows it). */
   lossPercent: number;
+  /** OPUS_ENGINE=ffmpeg: its decoder children's failures, and when the next may start (restarts.ts). */
+  decoderRestarts?: Restarts;
+  decoderAllowedAt?: number;
 }
 
 /**
@@ -155,7 +159,11 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     dec.on("exit", () => {
       if (!this.members.has(m.id) || m.decoder !== dec) return;
       metrics.ffmpegRestarts.inc({ role: "audio-decoder" });
-      log.warn("audio decoder died; the next packet starts a new one", { participant: m.id });
+      const delay = (m.decoderRestarts ??= new Restarts()).failed();
+      // The next packet after the policy's delay starts a new one; none while it keeps dying.
+      m.decoderAllowedAt = delay === undefined ? Infinity : performance.now() + delay;
+      if (delay === undefined) log.error("audio decoder keeps dying; this participant's sound is left out", { participant: m.id });
+      else log.warn("audio decoder died; a packet after the restart delay starts a new one", { participant: m.id, inMs: delay });
       m.decoder = undefined;
       this.countCodec("decoder", -1);
     });
@@ -173,6 +181,7 @@ export class AudioMixer extends EventEmitter<{ fullMix: [Int16Array, number, num
     }
     m.lastSeq = seq;
     if (!this.withinRate(m, opusPacketSamples(rtp.payload))) return;
+    if (!m.decoder && m.decoderAllowedAt !== undefined && performance.now() < m.decoderAllowedAt) return;
     (m.decoder ?? this.startDecoder(m)).decode(rtp.payload);
   }
 

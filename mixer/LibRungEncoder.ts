@@ -38,6 +38,10 @@ export function rungOpen(s: EncoderSettings, r: Rung): EncoderOpen {
   };
 }
 
+/** Encoders open in this process now (each one's FFmpeg context, frames and scaler), all rooms. */
+let openNow = 0;
+export const openLibraryEncoders = (): number => openNow;
+
 interface Open {
   enc: OpenedEncoder;
   /** Scaled rungs: the canvas is copied here and scaled into enc.frame. */
@@ -81,6 +85,8 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
     this.spawns++;
     metrics.encoderSpawns.inc();
     const enc = openEncoder(rungOpen(this.s, this.r));
+    openNow++;
+    metrics.libraryEncoders.set(openNow);
     const scaled = this.r.width !== this.s.width || this.r.height !== this.s.height;
     return {
       enc,
@@ -208,6 +214,8 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
 }
 
 function free(o: Open): void {
+  openNow--;
+  metrics.libraryEncoders.set(openNow);
   closeEncoder(o.enc);
   o.canvas?.free();
   o.sws?.freeContext();

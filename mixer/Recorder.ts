@@ -16,6 +16,7 @@ import { FfmpegProcess } from "./FfmpegProcess.ts";
 import type { VideoCodec } from "./CompositeEncoder.ts";
 import { FlvWriter } from "./flv.ts";
 import { ivfFileHeader, ivfFrame } from "./ivf.ts";
+import { Restarts, scheduleRestart } from "./restarts.ts";
 
 const log = logger("recorder");
 
@@ -54,8 +55,8 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
   /** Tick of the first frame written to the current part; -1 while waiting for a keyframe. */
   private tick0 = -1;
   private restart: NodeJS.Timeout | undefined;
-  private partStartedAt = 0;
-  private restartDelayMs = 100;
+  /** A recorder that keeps dying at once (disk full, bad path) is retried ever more slowly, never given up. */
+  private readonly restarts = new Restarts({ windowMs: 10_000, limit: Infinity, baseMs: 200, maxMs: 10_000 });
   private stopping = false;
   readonly parts: string[] = [];
   /** Mix blocks (when their tick was due, how many ticks were skipped before each) held until the part's first keyframe, ≤ 1 s. */
@@ -74,7 +75,6 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     const name = `live-${String(++this.partIndex).padStart(3, "0")}.mkv`;
     const proc = new FfmpegProcess(this.s.ffmpegPath, "recorder", recorderArgs(this.s, path.join(this.s.dir, name)), 2);
     this.proc = proc;
-    this.partStartedAt = performance.now();
     this.tick0 = -1;
     this.early = [];
     this.flv = undefined;
@@ -82,12 +82,10 @@ export class Recorder extends EventEmitter<{ needKeyframe: []; part: [string] }>
     proc.on("exit", (e) => {
       if (e.expected || this.stopping || this.proc !== proc) return;
       metrics.ffmpegRestarts.inc({ role: "recorder" });
-      // A recorder that keeps dying at once (disk full, bad path) is retried ever more slowly.
-      const lived = performance.now() - this.partStartedAt;
-      this.restartDelayMs = lived > 1000 ? 100 : Math.min(10_000, this.restartDelayMs * 2);
-      log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal, retryInMs: this.restartDelayMs, stderr: e.stderrTail.trim() });
       this.proc = undefined;
-      this.restart = setTimeout(() => this.startPart(), this.restartDelayMs);
+      const { timer, delayMs } = scheduleRestart(this.restarts, () => this.startPart());
+      this.restart = timer;
+      log.warn("recorder died; continuing in a new part", { part: name, code: e.code, signal: e.signal, retryInMs: delayMs, stderr: e.stderrTail.trim() });
     });
     this.emit("part", name);
     // A part must begin with a keyframe: ask for one rather than wait for the periodic one.

@@ -11,6 +11,7 @@ import { H264_FORMAT } from "./h264Payload.ts";
 import { spawnTurn } from "./spawnPacer.ts";
 import { TileDecoder } from "./TileDecoder.ts";
 import { Vp8FrameAssembler, type RtpLike } from "./vp8FrameAssembler.ts";
+import { Restarts, scheduleRestart } from "./restarts.ts";
 
 const log = logger("video-input");
 
@@ -28,7 +29,9 @@ export class VideoInput {
   private active: TileDecoder | undefined;
   private pending: TileDecoder | undefined;
   private want: { w: number; h: number } | undefined;
-  private restarts: number[] = [];
+  /** Its decoder children's deaths (restarts.ts): a decoder that keeps dying is not started again until the tile changes. */
+  private readonly restarts = new Restarts();
+  private restartTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private seq = 0;
   /** The newest decoded tile, or undefined before the first one. */
@@ -69,13 +72,6 @@ export class VideoInput {
 
   private startDecoder(reason: string): void {
     if (!this.want || this.closed) return;
-    const now = performance.now();
-    this.restarts = this.restarts.filter((t) => now - t < 10_000);
-    if (this.restarts.length >= 10) {
-      log.error("tile decoder keeps failing; holding last frame", { participant: this.participantId });
-      return;
-    }
-    this.restarts.push(now);
     this.pending?.close();
     const dec = new TileDecoder(this.ffmpegPath, this.participantId, this.want.w, this.want.h, this.codec);
     this.pending = dec;
@@ -85,7 +81,11 @@ export class VideoInput {
       metrics.ffmpegRestarts.inc({ role: "tile-decoder" });
       if (this.active === dec) this.active = undefined;
       if (this.pending === dec) this.pending = undefined;
-      if (!this.pending) setTimeout(() => this.startDecoder("decoder died"), 100).unref();
+      if (this.pending) return; // a new one is starting already
+      clearTimeout(this.restartTimer);
+      const { timer, delayMs } = scheduleRestart(this.restarts, () => this.startDecoder("decoder died"));
+      this.restartTimer = timer;
+      if (delayMs === undefined) log.error("tile decoder keeps dying; holding its last frame until the tile changes", { participant: this.participantId, failures: this.restarts.recent });
     });
     this.requestKeyframe(reason);
   }
@@ -144,6 +144,8 @@ export class VideoInput {
   }
 
   close(): void {
+    if (this.closed) return;
+    clearTimeout(this.restartTimer);
     this.gate?.close();
     this.closed = true;
     this.active?.close();

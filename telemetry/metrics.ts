@@ -59,6 +59,7 @@ export const metrics = {
   participants: metric("mcu_participants", "Participants connected", "gauge"),
   dataChannelDropped: metric("mcu_datachannel_dropped_total", "DataChannel (SCTP) input refused, by reason: window (past the receive window advertised), stream (stream number over the bound), out_of_order (too many chunks behind a gap), channel (a channel other than one \"chat\", closed), too_many_channels (the peer's DataChannels stopped)", "counter", ["reason"]),
   tokensRevoked: metric("mcu_tokens_revoked_total", "Room tokens revoked through the API on this node (their holders removed on every node)", "counter"),
+  libraryEncoders: metric("mcu_composite_library_encoders", "Composite rung encoders open in the server process (VIDEO_ENGINE=library), all rooms", "gauge"),
   tickErrors: metric("mcu_tick_errors_total", "Clock ticks (video, audio) whose work threw: that tick ended there, the room went on; each one is a bug to report", "counter", ["clock"]),
   encoderListenerErrors: metric("mcu_encoder_listener_errors_total", "Encoded composite frames whose fan-out threw (the frame was lost for its receivers, the encoder went on): each one is a bug to report", "counter"),
   unhandledRejections: metric("mcu_unhandled_rejections_total", "Promises rejected with no handler (logged; the server goes on): each one is a bug to report", "counter"),

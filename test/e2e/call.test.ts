@@ -7,6 +7,7 @@ import type { RunningServer } from "../../server/main.ts";
 import { closeAll, heardLevels, joinAll, longestGap, sleep, startTestServer, tileColors, tileEdge, tileRgb, waitFor, waitForTiles } from "../support/call.ts";
 import { isDark, meanRgb } from "../support/pixels.ts";
 import { VIEW_W, type SyntheticParticipant } from "../support/SyntheticParticipant.ts";
+import { openLibraryEncoders } from "../../mixer/LibRungEncoder.ts";
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -182,10 +183,12 @@ describe("two rooms at once", () => {
 });
 
 describe("cleanup", () => {
-  it("leaves no ffmpeg process, room or timer behind when everyone leaves", async () => {
+  it("leaves no ffmpeg process, encoder, room or timer behind when everyone leaves", async () => {
+    const encoders0 = openLibraryEncoders();
     const ps = await joinAll(server, "cleanup", ["p0", "p1"]);
     await waitForTiles(ps[0], ["p0", "p1"]);
     expect(serverChildren().length).toBeGreaterThan(0);
+    expect(openLibraryEncoders()).toBe(encoders0 + 1);
     const pids = serverChildren().map((c) => c.pid!);
     await closeAll(ps);
     await waitFor("room closed", () => !server.rooms.get("cleanup"), 5000);
@@ -194,11 +197,13 @@ describe("cleanup", () => {
     });
     // And the OS agrees: none of those pids is still alive.
     await waitFor("pids gone", () => pids.every((pid) => !isAlive(pid)), 5000);
+    // The room's in-process encoder was closed (and freed) with its mixer.
+    await waitFor("encoder freed", () => openLibraryEncoders() === encoders0, 5000);
   });
 });
 
 describe("keyframes", () => {
-  it("answers a receiver's PLI with a composite keyframe", async () => {
+  it("answers a receiver's PLI with a composite keyframe from the running encoder", async () => {
     const ps = await joinAll(server, "pli", ["p0", "p1"]);
     try {
       await waitForTiles(ps[0], ["p0", "p1"]);
@@ -209,11 +214,17 @@ describe("keyframes", () => {
       }, 15_000);
       const before = ps[0].keyframeTimes.length;
       const forced = metrics.keyframesForced.get();
+      const spawns = metrics.encoderSpawns.get();
+      const encoder = server.rooms.get("pli")!.currentMixer!.rungEncoders.get("vp8@0");
       const t0 = performance.now();
       ps[0].sendPli();
       await waitFor("a keyframe after the PLI", () => ps[0].keyframeTimes.length > before, 2000);
+      // In process the keyframe is the next frame (one tick, 33 ms); a second covers a busy machine.
       expect(ps[0].keyframeTimes[before] - t0).toBeLessThan(1000);
       expect(metrics.keyframesForced.get()).toBe(forced + 1);
+      // The same encoder made it: nothing was started or restarted for it.
+      expect(metrics.encoderSpawns.get()).toBe(spawns);
+      expect(server.rooms.get("pli")!.currentMixer!.rungEncoders.get("vp8@0")).toBe(encoder);
     } finally {
       await closeAll(ps);
     }
