@@ -134,6 +134,23 @@ function baselineProcess(child: ChildProcess, key: string, what: string): Baseli
   };
 }
 
+/**
+ * The tile decoders' work alone: the bundled ffmpeg decoding the n cameras in real time, each scaled
+ * and letterboxed to its tile exactly as a TileDecoder child does, the pictures discarded — the
+ * decode half of "ffmpeg alone", against the server's tile decoder children (one per camera).
+ */
+export function startDecodeAlone(ffmpegPath: string, inputs: { video: string }[], s: EncodeSettings): BaselineProcess {
+  const rects = gridLayout(inputs.length, s.width, s.height);
+  const loop = (f: string) => ["-stream_loop", "-1", "-re", ...(f.endsWith(".flv") ? ["-r", String(s.fps)] : []), "-threads", "1", "-i", f];
+  const args = [
+    "-hide_banner", "-nostdin", "-loglevel", "error",
+    ...inputs.flatMap((x) => loop(x.video)),
+    ...rects.flatMap((r, i) => ["-map", `${i}:v`, "-vf", tileFilter(r.w, r.h), "-f", "null", ...(i === 0 ? ["-progress", "pipe:1", "-nostats"] : []), "-"]),
+  ];
+  const child = spawnGroup(ffmpegPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...FFMPEG_MALLOC_ENV } });
+  return baselineProcess(child, "frame=", "decode alone");
+}
+
 /** The server's own libraries alone (bench/libsAlone.ts) on the same inputs and settings. */
 export function startLibsAlone(inputs: { video: string; audio: string }[], s: EncodeSettings): BaselineProcess {
   const settings: LibsAloneSettings = {

@@ -7,7 +7,8 @@
 //                         [--layout grid|speaker] [--labels on|off]  (the room's layout and name labels)
 //                         [--engines library,ffmpeg]  (VIDEO_ENGINE of the server, each measured in the same run; the first is the main table's)
 //                         [--server built|source]  (built: dist/server.js, as deployed, the default; source: tsx, as npm start)
-//                         [--baselines cli,libs]  (cli: the bundled ffmpeg program alone; libs: the server's own FFmpeg libraries alone, bench/libsAlone.ts)
+//                         [--baselines cli,libs,decode]  (cli: the bundled ffmpeg program alone; libs: the server's own FFmpeg libraries alone,
+//                                                          bench/libsAlone.ts; decode: the tile decoders' work alone, the bundled ffmpeg)
 // Prints a table and writes <out>/cpu-<time>.json and <out>/cpu-<time>.svg (plot).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -19,7 +20,7 @@ import { FIXTURE_FPS, FIXTURE_HEIGHT, FIXTURE_WIDTH, PARTICIPANTS, fixturePaths,
 import { libavVersion } from "../mixer/libav.ts";
 import { loadConfig } from "../server/config.ts";
 import { SyntheticParticipant } from "../test/support/SyntheticParticipant.ts";
-import { startBaseline, startLibsAlone, type BenchCodec, type Compose, type EncodeSettings } from "./baseline.ts";
+import { startBaseline, startDecodeAlone, startLibsAlone, type BenchCodec, type Compose, type EncodeSettings } from "./baseline.ts";
 import { installCleanup } from "./children.ts";
 import { formatLatency, measureLatency } from "./latency.ts";
 import { formatProfile, summariseProfile } from "./profile.ts";
@@ -48,7 +49,7 @@ const { values: args } = (() => {
     latency: { type: "string", default: "15" },
     "record-at": { type: "string", default: "9" },
     engines: { type: "string", default: "library" },
-    baselines: { type: "string", default: "cli,libs" },
+    baselines: { type: "string", default: "cli,libs,decode" },
     server: { type: "string", default: "built" },
     help: { type: "boolean", short: "h", default: false },
     } });
@@ -85,10 +86,11 @@ const RECORDING_PAIRS = 3;
 const RECORDING_WINDOW_S = 10;
 if (compose !== "xstack" && compose !== "overlay") usageError(`--baseline-compose: xstack or overlay`);
 
+const BASELINE_NAMES: Record<string, string> = { cli: "ffmpeg alone", libs: "libraries alone", decode: "decode alone" };
 const engines = args.engines!.split(",").map((e) => e.trim());
 if (!engines.length || engines.some((e) => e !== "library" && e !== "ffmpeg")) usageError(`--engines: library and/or ffmpeg, e.g. library,ffmpeg`);
 const baselines = args.baselines!.split(",").map((e) => e.trim());
-if (!baselines.length || baselines.some((b) => b !== "cli" && b !== "libs")) usageError(`--baselines: cli and/or libs`);
+if (!baselines.length || baselines.some((b) => !["cli", "libs", "decode"].includes(b))) usageError(`--baselines: cli, libs and/or decode`);
 
 if (args.server !== "built" && args.server !== "source") usageError(`--server: built or source`);
 const built = args.server === "built";
@@ -222,7 +224,7 @@ async function measureServer(n: number, engine: string): Promise<ServerPoint> {
 }
 
 async function measureBaseline(n: number, kind: string): Promise<BaselinePoint> {
-  const ff = kind === "libs" ? startLibsAlone(inputsFor(n), enc) : startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
+  const ff = kind === "libs" ? startLibsAlone(inputsFor(n), enc) : kind === "decode" ? startDecodeAlone(config.ffmpegPath, inputsFor(n), enc) : startBaseline(config.ffmpegPath, inputsFor(n), enc, compose);
   try {
     await countdown("warm-up", warmupS);
     const f0 = ff.frames();
@@ -303,7 +305,7 @@ async function main(): Promise<void> {
       }
     }
     for (const kind of baselines) {
-      phase = `[${i + 1}/${counts.length}] n=${n} baseline (${kind === "libs" ? "libraries alone" : "ffmpeg alone"})`;
+      phase = `[${i + 1}/${counts.length}] n=${n} baseline (${BASELINE_NAMES[kind]})`;
       log(`${phase}…`);
       try {
         await waitIdle("the baseline");

@@ -258,23 +258,25 @@ export function printMediaPlane(log: (m: string) => void, points: Point[]): void
     for (const [engine, s] of Object.entries(p.engines ?? {})) {
       const r = (k: string) => p.baselines?.[k] ? f(s.usage.cores / p.baselines[k]!.usage.cores, 2) : "-";
       const role = (re: RegExp) => Object.entries(s.usage.byRole).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+      const dec = p.baselines?.decode ? f(role(/tile decoders/) / p.baselines.decode.usage.cores, 2) : "-";
       const md = (k: string) => String(s.metricsDelta[k] ?? 0);
       rows.push([
-        String(p.n), engine, f(s.usage.cores, 3), f(s.usage.rootCores, 3), f(role(/encoder/), 3), f(role(/tile decoders/), 3),
+        String(p.n), engine, f(s.usage.cores, 3), f(s.usage.rootCores, 3), f(role(/encoder/), 3), f(role(/tile decoders/), 3), dec,
         r("cli"), r("libs"), f(s.usage.peakPssMB, 0), f(s.usage.peakPssMB !== undefined ? s.usage.peakPssMB / p.n : undefined, 1),
         `${f(s.medianFps, 1)}/${f(s.minFps, 1)}`, md("mcu_composite_encoder_spawns_total"), md('mcu_composite_frames_skipped_total{reason="encoder_busy"}'),
       ]);
     }
     for (const [kind, b] of Object.entries(p.baselines ?? {})) {
-      rows.push([String(p.n), kind === "libs" ? "libraries alone" : "ffmpeg alone", f(b.usage.cores, 3), "-", "-", "-", "-", "-", f(b.usage.peakPssMB, 0), f(b.usage.peakPssMB !== undefined ? b.usage.peakPssMB / p.n : undefined, 1), f(b.outputFps, 1), "-", "-"]);
+      rows.push([String(p.n), ({ libs: "libraries alone", decode: "decode alone" } as Record<string, string>)[kind] ?? "ffmpeg alone", f(b.usage.cores, 3), "-", "-", kind === "decode" ? f(b.usage.cores, 3) : "-", "-", "-", "-", f(b.usage.peakPssMB, 0), f(b.usage.peakPssMB !== undefined ? b.usage.peakPssMB / p.n : undefined, 1), f(b.outputFps, 1), "-", "-"]);
     }
   }
   if (!rows.length) return;
   log("");
   log("The media plane, each design in the same run (ratios against each baseline measured beside it)");
-  table(log, ["n", "design", "tree CPU", "node", "encoder children", "tile decoders", "vs ffmpeg alone", "vs libraries alone", "PSS MB", "PSS/part.", "fps med/min", "encoder spawns", "encoder busy"], rows);
+  table(log, ["n", "design", "tree CPU", "node", "encoder children", "tile decoders", "decoders vs decode alone", "vs ffmpeg alone", "vs libraries alone", "PSS MB", "PSS/part.", "fps med/min", "encoder spawns", "encoder busy"], rows);
   log(`"library": VIDEO_ENGINE=library (composite encoders in the server process, FFmpeg's libraries); "ffmpeg": one ffmpeg child per ` +
     `rung. "ffmpeg alone": the bundled ffmpeg program doing the same decode + composite + encode + audio mix; "libraries alone": ` +
-    `the server's own FFmpeg libraries and libopus doing it in one process with nothing else (bench/libsAlone.ts). "node" is the ` +
+    `the server's own FFmpeg libraries and libopus doing it in one process with nothing else (bench/libsAlone.ts); "decode alone": ` +
+    `the bundled ffmpeg decoding and scaling the cameras into their tiles, nothing else (against the tile decoder children). "node" is the ` +
     `server process (its in-process encoders included); "encoder children" and "tile decoders" are child processes.`);
 }

@@ -47,8 +47,10 @@ interface Open {
   /** Scaled rungs: the canvas is copied here and scaled into enc.frame. */
   canvas: Frame | undefined;
   sws: SoftwareScaleContext | undefined;
-  /** The tick of the first frame (pts 0). */
-  firstTick: number | undefined;
+  /** Frames given to this encoder so far: the next frame's pts. */
+  frames: number;
+  /** The canvas tick of each frame on its way (pts → tick), until its packet comes out. */
+  ticks: Map<number, number>;
 }
 
 export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> implements RungEncoding {
@@ -92,7 +94,8 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
       enc,
       canvas: scaled ? videoFrame(this.s.width, this.s.height) : undefined,
       sws: scaled ? scaler(this.s.width, this.s.height, this.r.width, this.r.height) : undefined,
-      firstTick: undefined,
+      frames: 0,
+      ticks: new Map(),
     };
   }
 
@@ -114,8 +117,10 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
     into.makeWritable();
     into.fromBuffer(canvas);
     done();
-    o.firstTick ??= tick;
-    const pts = tick - o.firstTick;
+    // Frames are numbered as given, one frame duration each, whatever ticks were left out before:
+    // libvpx 1.15 overshoots its bitrate by a third when its timestamps have gaps (measured here).
+    const pts = o.frames++;
+    o.ticks.set(pts, tick);
     const keyframe = pts === 0 || this.keyframePending;
     this.keyframePending = false;
     this.framesIn++;
@@ -151,7 +156,9 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
         this.keyframesOut++;
         this.limiter.noteKeyframe();
       }
-      emitFrame(this, { data: p.data, isKeyframe: p.isKeyframe, tick: o.firstTick! + p.pts });
+      const tick = o.ticks.get(p.pts);
+      o.ticks.delete(p.pts);
+      if (tick !== undefined) emitFrame(this, { data: p.data, isKeyframe: p.isKeyframe, tick });
     }
   }
 
