@@ -10,7 +10,7 @@
 import { EventEmitter } from "node:events";
 import { logger } from "../telemetry/log.ts";
 import { metrics } from "../telemetry/metrics.ts";
-import { KeyframeLimiter } from "./keyframeLimiter.ts";
+import { RungKeyframes } from "./keyframeLimiter.ts";
 import { closeEncoder, encodeFrame, openEncoder, scaler, videoFrame, type EncodedPacket, type EncoderOpen, type Frame, type OpenedEncoder, type SoftwareScaleContext } from "./libav.ts";
 import { Restarts, scheduleRestart } from "./restarts.ts";
 import { emitFrame, VP8_CPU_USED, type EncodedFrame, type EncoderSettings, type Rung, type RungEncoding } from "./RungEncoder.ts";
@@ -59,9 +59,7 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
   private open: Open | undefined;
   /** A frame is on the threadpool (scale and encode of the last canvas taken). */
   private busy = false;
-  private readonly limiter: KeyframeLimiter;
-  private keyframePending = false;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly keyframes: RungKeyframes;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly restarts = new Restarts();
   private closed = false;
@@ -79,7 +77,7 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
     private readonly r: Rung,
   ) {
     super();
-    this.limiter = new KeyframeLimiter(s.keyframeMinIntervalMs);
+    this.keyframes = new RungKeyframes(s.keyframeMinIntervalMs, rung, log);
     this.open = this.start();
   }
 
@@ -121,8 +119,8 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
     // libvpx 1.15 overshoots its bitrate by a third when its timestamps have gaps (measured here).
     const pts = o.frames++;
     o.ticks.set(pts, tick);
-    const keyframe = pts === 0 || this.keyframePending;
-    this.keyframePending = false;
+    const keyframe = pts === 0 || this.keyframes.pending;
+    this.keyframes.pending = false;
     this.framesIn++;
     this.busy = true;
     void this.run(o, pts, keyframe);
@@ -154,7 +152,7 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
       this.framesOut++;
       if (p.isKeyframe) {
         this.keyframesOut++;
-        this.limiter.noteKeyframe();
+        this.keyframes.limiter.noteKeyframe();
       }
       const tick = o.ticks.get(p.pts);
       o.ticks.delete(p.pts);
@@ -181,26 +179,11 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
   }
 
   get keyframeDue(): boolean {
-    return this.keyframePending;
+    return this.keyframes.pending;
   }
 
   requestKeyframe(reason: string): void {
-    if (this.closed) return;
-    const r = this.limiter.request();
-    if (r.forceNow) {
-      metrics.keyframesForced.inc();
-      log.debug("composite keyframe", { rung: this.rung, reason });
-      this.keyframePending = true;
-      return;
-    }
-    metrics.keyframeRequestsLimited.inc();
-    if (!this.retry) {
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        if (this.limiter.hasPending) this.requestKeyframe(`${reason} (deferred)`);
-      }, r.retryInMs + 1);
-      this.retry.unref();
-    }
+    this.keyframes.request(reason);
   }
 
   injectFailure(): void {
@@ -211,7 +194,7 @@ export class LibRungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impl
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.retry);
+    this.keyframes.close();
     clearTimeout(this.restartTimer);
     const o = this.open;
     this.open = undefined;

@@ -11,7 +11,7 @@ import { metrics } from "../telemetry/metrics.ts";
 import { FfmpegProcess } from "./FfmpegProcess.ts";
 import { avccToAnnexB, FlvReader } from "./flv.ts";
 import { IvfReader } from "./ivf.ts";
-import { KeyframeLimiter } from "./keyframeLimiter.ts";
+import { RungKeyframes } from "./keyframeLimiter.ts";
 import { Restarts, scheduleRestart } from "./restarts.ts";
 import { keyframeSignalArgs, matroskaFrameHeader, matroskaInputArgs, matroskaRawHeader, signalledTimestamp } from "./rawMatroska.ts";
 
@@ -145,9 +145,7 @@ interface Child {
 export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> implements RungEncoding {
   readonly takesCanvasAtOnce = false;
   private child: Child | undefined;
-  private readonly limiter: KeyframeLimiter;
-  private keyframePending = false;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly keyframes: RungKeyframes;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly restarts = new Restarts();
   private readonly header: Buffer;
@@ -167,7 +165,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
     private readonly r: Rung,
   ) {
     super();
-    this.limiter = new KeyframeLimiter(s.keyframeMinIntervalMs);
+    this.keyframes = new RungKeyframes(s.keyframeMinIntervalMs, rung, log);
     this.header = matroskaRawHeader(s.width, s.height);
     this.frameBytes = (s.width * s.height * 3) / 2;
     this.child = this.spawn();
@@ -202,7 +200,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
       this.framesOut++;
       if (f.isKeyframe) {
         this.keyframesOut++;
-        this.limiter.noteKeyframe();
+        this.keyframes.limiter.noteKeyframe();
       }
       emitFrame(this, { data: f.data, isKeyframe: f.isKeyframe, tick });
     }
@@ -224,7 +222,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
       return false;
     }
     const n = tick - (child.firstTick ?? tick);
-    const keyframe = this.keyframePending && n > 0;
+    const keyframe = this.keyframes.pending && n > 0;
     if (!child.proc.write(matroskaFrameHeader(signalledTimestamp(n, this.s.fps, keyframe), this.frameBytes), this.frameBytes * 2)) {
       this.framesSkipped++;
       metrics.compositeFramesSkipped.inc({ reason: "encoder_busy" });
@@ -234,34 +232,19 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
     child.proc.write(canvas, Infinity, done);
     child.firstTick ??= tick;
     child.ticks.push(tick);
-    if (n === 0 || keyframe) this.keyframePending = false; // a child's first frame is a keyframe anyway
+    if (n === 0 || keyframe) this.keyframes.pending = false; // a child's first frame is a keyframe anyway
     this.framesIn++;
     return true;
   }
 
   /** Its next frame will be a keyframe (asked for, not sent yet). */
   get keyframeDue(): boolean {
-    return this.keyframePending;
+    return this.keyframes.pending;
   }
 
   /** A receiver of this rung lost the picture or is new: the next frame is a keyframe (rate-limited). */
   requestKeyframe(reason: string): void {
-    if (this.closed) return;
-    const r = this.limiter.request();
-    if (r.forceNow) {
-      metrics.keyframesForced.inc();
-      log.debug("composite keyframe", { rung: this.rung, reason });
-      this.keyframePending = true;
-      return;
-    }
-    metrics.keyframeRequestsLimited.inc();
-    if (!this.retry) {
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        if (this.limiter.hasPending) this.requestKeyframe(`${reason} (deferred)`);
-      }, r.retryInMs + 1);
-      this.retry.unref();
-    }
+    this.keyframes.request(reason);
   }
 
   injectFailure(): void {
@@ -272,7 +255,7 @@ export class RungEncoder extends EventEmitter<{ frame: [EncodedFrame] }> impleme
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.retry);
+    this.keyframes.close();
     clearTimeout(this.restartTimer);
     this.child?.proc.close();
     this.child = undefined;
