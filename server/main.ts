@@ -19,6 +19,7 @@ import { Rooms } from "./Rooms.ts";
 import { roomsApi } from "./roomsApi.ts";
 import { tokensApi } from "./tokensApi.ts";
 import { attachWebSocketSignaling } from "./signaling/websocket.ts";
+import { localSessions } from "./signaling/session.ts";
 import { libavVersion } from "../mixer/libav.ts";
 
 const log = logger("server");
@@ -67,7 +68,9 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   await recordings.init();
   // One cap on signaling connections per client address, long-poll sessions and WebSockets alike.
   const connections = new KeyedQuota(() => config.maxConnectionsPerIp);
-  const longPoll = longPollSignaling(rooms, config, connections, recordings);
+  // Every session is served by this process's rooms (the seam where media workers will plug in).
+  const sessions = localSessions(rooms, config, recordings);
+  const longPoll = longPollSignaling(sessions, config, connections);
   const client = await loadClient();
   const app = createHttpApp(client, [
     apiAuth(config.apiToken, config.publicApi, config.trustedProxies),
@@ -78,7 +81,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     roomsApi(rooms),
   ]);
   const server = http.createServer(app.callback());
-  const signaling = attachWebSocketSignaling(rooms, config, connections, recordings);
+  const signaling = attachWebSocketSignaling(sessions, config, connections);
   server.on("upgrade", (req, socket, head) => {
     if (!signaling.handleUpgrade(req, socket, head)) socket.destroy();
   });

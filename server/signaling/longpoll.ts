@@ -15,8 +15,7 @@ import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import type { ServerMessage } from "../protocol.ts";
-import type { Rooms } from "../Rooms.ts";
-import { SignalingSession, type RecordingControl } from "./session.ts";
+import type { Session, SessionFactory } from "./session.ts";
 
 const log = logger("longpoll");
 const HOLD_MS = 20_000;
@@ -52,7 +51,7 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
 type Receipt = { acked: number } | { refused: "seq_out_of_window" };
 
 class PollSession {
-  readonly session: SignalingSession;
+  readonly session: Session;
   private outbox: { seq: number; message: ServerMessage }[] = [];
   private nextOut = 1;
   private lastIn = 0;
@@ -65,25 +64,17 @@ class PollSession {
   closed = false;
 
   constructor(
-    rooms: Rooms,
-    config: Config,
+    newSession: SessionFactory,
     readonly id: string,
     address: string,
     private readonly window: number,
     private readonly release: () => void,
-    recording: RecordingControl | undefined,
   ) {
-    this.session = new SignalingSession(
-      rooms,
-      config,
-      (m) => {
-        this.outbox.push({ seq: this.nextOut++, message: m });
-        if (this.outbox.length > MAX_QUEUED) this.outbox.shift(); // a client that never polls
-        this.waiter?.();
-      },
-      address,
-      recording,
-    );
+    this.session = newSession((m) => {
+      this.outbox.push({ seq: this.nextOut++, message: m });
+      if (this.outbox.length > MAX_QUEUED) this.outbox.shift(); // a client that never polls
+      this.waiter?.();
+    }, address);
   }
 
   /** Takes client message `seq`; runs every message in order exactly once. */
@@ -140,7 +131,7 @@ function refuse(ctx: Koa.Context, status: number, code: string, message: string)
   ctx.body = { error: code, message };
 }
 
-export function longPollSignaling(rooms: Rooms, config: Config, connections: KeyedQuota, recording?: RecordingControl) {
+export function longPollSignaling(newSession: SessionFactory, config: Config, connections: KeyedQuota) {
   const sessions = new Map<string, PollSession>();
   const bodyLimit = config.maxMessageBytes + ENVELOPE_BYTES;
   const sweep = setInterval(() => {
@@ -208,7 +199,7 @@ export function longPollSignaling(rooms: Rooms, config: Config, connections: Key
       if (!release) {
         return refuse(ctx, 429, "too_many_connections", `this address already has ${config.maxConnectionsPerIp} signaling connections (MAX_CONNECTIONS_PER_IP)`);
       }
-      const s = new PollSession(rooms, config, randomUUID(), address, config.longPollWindow, release, recording);
+      const s = new PollSession(newSession, randomUUID(), address, config.longPollWindow, release);
       sessions.set(s.id, s);
       ctx.status = 201;
       // Several nodes: the session lives here, so the page sends its later requests to this node

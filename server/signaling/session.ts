@@ -39,8 +39,31 @@ export interface RecordingControl {
   stop(room: string): Promise<unknown>;
 }
 
+/**
+ * What a transport (WebSocket, long polling) needs of a session: the arrival check, messages in
+ * order, and the ends. SignalingSession serves it with this process's rooms; a session relayed to a
+ * media worker (issue 22) will serve the same, so the transports need not know where rooms live.
+ */
+export interface Session {
+  admit(): boolean;
+  receive(raw: string | Buffer, admitted?: boolean): Promise<void>;
+  leave(reason?: CloseReason): void;
+  notifyShutdown(reconnectAfterMs: number): void;
+  readonly participantId: string | undefined;
+  /** Set once the client kept sending far over the rate: the transport should close it. */
+  readonly flooding: boolean;
+}
+
+/** Makes a transport's session: `send` writes to the client, `address` is the client's. */
+export type SessionFactory = (send: (m: ServerMessage) => void, address: string) => Session;
+
+/** Sessions served by this process's rooms. */
+export function localSessions(rooms: Rooms, config: Config, recording?: RecordingControl): SessionFactory {
+  return (send, address) => new SignalingSession(rooms, config, send, address, recording);
+}
+
 /** The transport-independent half of a signaling session (WebSocket or long polling). */
-export class SignalingSession {
+export class SignalingSession implements Session {
   private participant: Participant | undefined;
   private room: Room | undefined;
   private readonly onList = (state: RoomState) => this.send({ type: "participants", ...state });

@@ -9,8 +9,7 @@ import { KeyedQuota, requestAddress } from "../admission.ts";
 import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
-import type { Rooms } from "../Rooms.ts";
-import { SignalingSession, type RecordingControl } from "./session.ts";
+import type { Session, SessionFactory } from "./session.ts";
 
 const log = logger("websocket");
 
@@ -30,15 +29,15 @@ export function sendBounded(ws: WebSocket, text: string, cap: number): boolean {
   return true;
 }
 
-export function attachWebSocketSignaling(rooms: Rooms, config: Config, connections = new KeyedQuota(() => config.maxConnectionsPerIp), recording?: RecordingControl) {
+export function attachWebSocketSignaling(newSession: SessionFactory, config: Config, connections = new KeyedQuota(() => config.maxConnectionsPerIp)) {
   // Frames up to 4x the message cap are read so the client gets a `too_large` reply; beyond that ws closes (1009).
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes * 4 });
-  const sessions = new Map<WebSocket, SignalingSession>();
+  const sessions = new Map<WebSocket, Session>();
   wss.on("connection", (ws: WebSocket, req: IncomingMessage) => {
     const address = requestAddress(req, config.trustedProxies);
-    const session = new SignalingSession(rooms, config, (m) => {
+    const session = newSession((m) => {
       if (!sendBounded(ws, JSON.stringify(m), config.maxBufferedBytes)) log.info("closed a WebSocket that does not read", { address });
-    }, address, recording);
+    }, address);
     sessions.set(ws, session);
     // Messages are handled one at a time, in order (an offer's answer before later candidates);
     // the rate is checked as they arrive, so a flood never queues behind a slow one.
