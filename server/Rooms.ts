@@ -53,11 +53,14 @@ export class Rooms {
       for (const r of this.rooms.values()) r.setFrameRate(this.fpsCap);
     });
     this.offers = new Concurrency(() => config.maxConcurrentOffers, () => config.maxConcurrentOffers * 4);
-    this.revocations = new Revocations(cluster?.revocationStore(), (tokenId) => {
-      let n = 0;
-      for (const r of this.rooms.values()) n += r.kickToken(tokenId, "your room token was revoked");
-      return n;
-    });
+    this.revocations = new Revocations(cluster?.revocationStore(), (tokenId) => this.removeTokenHolders(tokenId));
+  }
+
+  /** Removes a revoked token's holders from every room here; how many. */
+  removeTokenHolders(tokenId: string): number {
+    let n = 0;
+    for (const r of this.rooms.values()) n += r.kickToken(tokenId, "your room token was revoked");
+    return n;
   }
 
   /** Room tokens revoked before they expire (checked at every join; their holders are removed). */

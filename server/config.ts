@@ -74,6 +74,8 @@ export interface Config {
   /** Where the composite is encoded: FFmpeg's libraries in the server process, or one ffmpeg child per rung. */
   videoEngine: VideoEngine;
   logLevel: LogLevel;
+  /** Media workers (processes) the rooms run in: 0 keeps them in the server's own process; "auto" is one per core. */
+  mediaWorkers: number | "auto";
   /** Largest accepted signaling message, bytes. */
   maxMessageBytes: number;
   /** Most participants in one room. */
@@ -271,6 +273,13 @@ function opusEngine(env: NodeJS.ProcessEnv): OpusEngine {
   return raw;
 }
 
+function mediaWorkers(env: NodeJS.ProcessEnv): number | "auto" {
+  const raw = (env.MEDIA_WORKERS || "0").trim().toLowerCase();
+  if (raw === "auto") return "auto";
+  if (!/^\d+$/.test(raw) || Number(raw) > 256) throw new ConfigError(`MEDIA_WORKERS must be auto or a number of workers 0-256 (0: rooms in the server's own process), got "${env.MEDIA_WORKERS}"`);
+  return Number(raw);
+}
+
 function videoEngine(env: NodeJS.ProcessEnv): VideoEngine {
   const raw = (env.VIDEO_ENGINE || "library").toLowerCase();
   if (raw !== "library" && raw !== "ffmpeg") throw new ConfigError(`VIDEO_ENGINE must be library or ffmpeg, got "${env.VIDEO_ENGINE}"`);
@@ -427,6 +436,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ffmpegSpawn: ffmpegSpawn(env),
     opusEngine: opusEngine(env),
     videoEngine: videoEngine(env),
+    mediaWorkers: mediaWorkers(env),
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxParticipants: int(env, "MAX_PARTICIPANTS", 16, 1, 100),

@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import Koa from "koa";
 import { isLoopback, requestAddress } from "./admission.ts";
 import { logger } from "../telemetry/log.ts";
-import { metrics, metricsContentType, renderMetrics } from "../telemetry/metrics.ts";
+import { metrics, metricsContentType, renderMetrics, renderMetricsWith } from "../telemetry/metrics.ts";
 import type { ClientBundle } from "./clientBundle.ts";
 
 const log = logger("http");
@@ -39,7 +39,11 @@ export function apiAuth(token: string | undefined, publicApi = false, trusted: (
   };
 }
 
-export function createHttpApp(client: ClientBundle, extra: Koa.Middleware[] = []): Koa {
+/**
+ * `otherMetrics`: the media workers' metrics (prom-client JSON), summed with this process's in
+ * /metrics; per-worker gauges carry a `worker` label.
+ */
+export function createHttpApp(client: ClientBundle, extra: Koa.Middleware[] = [], otherMetrics?: () => Promise<object[][]>): Koa {
   const app = new Koa();
   // koa's error policy: a client reads an error's message only when it was meant for it (`expose`,
   // as ctx.throw(4xx) sets); anything else is "internal error" to the client and logged with its
@@ -72,7 +76,7 @@ export function createHttpApp(client: ClientBundle, extra: Koa.Middleware[] = []
         return;
       case "/metrics":
         ctx.type = metricsContentType;
-        ctx.body = await renderMetrics();
+        ctx.body = otherMetrics ? await renderMetricsWith(await otherMetrics()) : await renderMetrics();
         return;
       case "/":
       case "/index.html":

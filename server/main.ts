@@ -7,7 +7,7 @@ import { opusBuild } from "../mixer/opusInProcess.ts";
 import { killFfmpegOnExit, setFfmpegSpawning } from "../mixer/FfmpegProcess.ts";
 import { loadClient } from "./clientBundle.ts";
 import { clusterApi } from "./cluster/api.ts";
-import { Cluster } from "./cluster/Cluster.ts";
+import { Cluster, type LocalState } from "./cluster/Cluster.ts";
 import { KeyedQuota } from "./admission.ts";
 import { apiAuth, createHttpApp } from "./http.ts";
 import { longPollSignaling } from "./signaling/longpoll.ts";
@@ -21,30 +21,25 @@ import { tokensApi } from "./tokensApi.ts";
 import { attachWebSocketSignaling } from "./signaling/websocket.ts";
 import { localSessions } from "./signaling/session.ts";
 import { libavVersion } from "../mixer/libav.ts";
+import { MediaWorkers, workerCount } from "./media/MediaWorkers.ts";
+import { workersApi } from "./media/api.ts";
+import { Revocations } from "./revocations.ts";
+import { watchRejections } from "../telemetry/rejections.ts";
 
 const log = logger("server");
+/** Rooms as main's Recordings sees them when they live in media workers: none here. */
+const NO_ROOMS = { get: () => undefined };
 
-let rejectionsWatched = false;
-/**
- * A promise rejected with no handler (Node would end the process) is logged and counted instead:
- * werift runs much of a peer's input in fire-and-forget async code, and one client's odd packet
- * must not take down every room. Uncaught exceptions still end the process.
- */
-function watchRejections(): void {
-  if (rejectionsWatched) return;
-  rejectionsWatched = true;
-  process.on("unhandledRejection", (reason) => {
-    metrics.unhandledRejections.inc();
-    log.error("unhandled promise rejection (the server goes on)", { error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) });
-  });
-}
 /** What clients are told to wait before reconnecting when this server shuts down. */
 const RECONNECT_AFTER_MS = 2000;
 
 export interface RunningServer {
   url: string;
   port: number;
+  /** This process's rooms (MEDIA_WORKERS=0; with media workers, reading it throws). */
   rooms: Rooms;
+  /** The media workers the rooms run in (MEDIA_WORKERS > 0). */
+  workers: MediaWorkers | undefined;
   recordings: Recordings;
   config: Config;
   /** The node registry, when this is one of several nodes (REDIS_URL + NODE_URL). */
@@ -61,25 +56,34 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   watchRejections();
   setFfmpegSpawning(config.ffmpegSpawn);
   const { redisUrl, nodeUrl } = config;
+  const workerTotal = workerCount(config.mediaWorkers);
   // The registry reads this node's rooms at each heartbeat (after start), so it can come first.
-  const cluster = redisUrl && nodeUrl ? await Cluster.create({ ...config, redisUrl, nodeUrl }, () => rooms.localState()) : undefined;
-  const rooms = new Rooms(config, cluster);
-  const recordings = new Recordings(rooms, config, cluster);
+  const cluster: Cluster | undefined = redisUrl && nodeUrl ? await Cluster.create({ ...config, redisUrl, nodeUrl }, (): LocalState => (workers ? workers.localState() : rooms!.localState())) : undefined;
+  // Rooms live in this process (MEDIA_WORKERS=0), or in media workers that main relays to.
+  const rooms: Rooms | undefined = workerTotal ? undefined : new Rooms(config, cluster);
+  let workers: MediaWorkers | undefined;
+  const revocations = rooms?.revocations ?? new Revocations(cluster?.revocationStore(), (tokenId) => workers?.removeTokenHolders(tokenId) ?? 0);
+  const recordings = new Recordings(rooms ?? NO_ROOMS, config, cluster);
   await recordings.init();
+  if (workerTotal) {
+    workers = new MediaWorkers(config, workerTotal, revocations, cluster);
+    await workers.ready();
+  }
   // One cap on signaling connections per client address, long-poll sessions and WebSockets alike.
   const connections = new KeyedQuota(() => config.maxConnectionsPerIp);
-  // Every session is served by this process's rooms (the seam where media workers will plug in).
-  const sessions = localSessions(rooms, config, recordings);
+  const sessions = workers ? workers.sessions() : localSessions(rooms!, config, recordings);
+  const isLocal = (room: string) => (workers ? workers.workerOf(room) !== undefined : rooms!.get(room) !== undefined);
   const longPoll = longPollSignaling(sessions, config, connections);
   const client = await loadClient();
   const app = createHttpApp(client, [
     apiAuth(config.apiToken, config.publicApi, config.trustedProxies),
     longPoll.middleware,
-    ...(cluster ? [clusterApi(cluster, rooms)] : []),
+    ...(cluster ? [clusterApi(cluster, isLocal)] : []),
+    ...(workers ? [workersApi(workers)] : []),
     recordingsApi(recordings),
-    tokensApi(config, rooms.revocations),
-    roomsApi(rooms),
-  ]);
+    tokensApi(config, revocations),
+    roomsApi(workers ? (method, path, body) => workers!.roomsRequest(method, path, body) : rooms!),
+  ], workers ? () => workers!.metrics() : undefined);
   const server = http.createServer(app.callback());
   const signaling = attachWebSocketSignaling(sessions, config, connections);
   server.on("upgrade", (req, socket, head) => {
@@ -103,12 +107,17 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     opus: config.opusEngine === "inprocess" ? `libopus in process (${opusBuild})` : "ffmpeg children",
     video: config.videoEngine === "library" ? `encoders in process (FFmpeg ${libavVersion()} libraries), decoders in ffmpeg children` : "ffmpeg children",
     client: client.source,
+    ...(workers ? { mediaWorkers: workers.count } : {}),
     ...(cluster ? { node: cluster.self.url, boot: cluster.self.boot } : {}),
   });
   return {
     url,
     port,
-    rooms,
+    get rooms(): Rooms {
+      if (!rooms) throw new Error("the rooms live in media workers (MEDIA_WORKERS): ask server.workers");
+      return rooms;
+    },
+    workers,
     recordings,
     config,
     cluster,
@@ -122,7 +131,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
       await Promise.all([recordings.close(), new Promise((r) => setTimeout(r, 300))]);
       longPoll.close();
       signaling.close();
-      rooms.close();
+      rooms?.close();
+      await workers?.close();
       await cluster?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -26,8 +26,8 @@ export class Revocations {
 
   constructor(
     private readonly store: RevocationStore | undefined,
-    /** Removes the token's holders from this node's rooms; returns how many. */
-    private readonly removeHolders: (tokenId: string) => number,
+    /** Removes the token's holders from this node's rooms (or its media workers'); returns how many. */
+    private readonly removeHolders: (tokenId: string) => number | Promise<number>,
   ) {
     store?.onRevoked((id, until) => {
       try {
@@ -35,7 +35,7 @@ export class Revocations {
       } catch (err) {
         log.warn("revocation from another node not kept in memory (Redis still has it)", { tokenId: id, error: (err as Error).message });
       }
-      this.removeHolders(id);
+      void Promise.resolve(this.removeHolders(id)).catch((err: Error) => log.warn("could not remove a revoked token's holders", { tokenId: id, error: err.message }));
     });
   }
 
@@ -44,7 +44,7 @@ export class Revocations {
     this.remember(tokenId, untilS);
     if (this.store) await this.store.revoke(tokenId, untilS);
     metrics.tokensRevoked.inc();
-    const removed = this.removeHolders(tokenId);
+    const removed = await this.removeHolders(tokenId);
     log.info("token revoked", { tokenId, until: new Date(untilS * 1000).toISOString(), removed });
     return removed;
   }

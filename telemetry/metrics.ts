@@ -2,7 +2,7 @@
 // text, with prom-client's default process metrics: CPU, memory, event-loop lag, GC, handles).
 // Shared by mixer/ and server/ (neither depends on the other for it). Each counter/gauge keeps a
 // plain copy of its values too, so code and tests can read one at once (`get`).
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 type Labels = Record<string, string>;
 
@@ -100,6 +100,13 @@ export const metrics = {
   recorderDrops: metric("mcu_recorder_dropped_writes_total", "Media a backed-up recorder pipe could not take", "counter"),
   recordingsStoppedDiskLow: metric("mcu_recordings_stopped_disk_low_total", "Recordings stopped because free disk space fell below RECORDINGS_MIN_FREE_MB", "counter"),
   httpErrors: metric("mcu_http_server_errors_total", "HTTP answers with a 5xx status, by status", "counter", ["status"]),
+  mediaWorkerUp: metric("mcu_media_worker_up", "Whether each media worker is running and ready (1) or restarting (0)", "gauge", ["worker"]),
+  mediaWorkerCpu: metric("mcu_media_worker_cpu_cores", "CPU of each media worker's process tree (its ffmpeg children included), in cores, at its last sample", "gauge", ["worker"]),
+  mediaWorkerRooms: metric("mcu_media_worker_rooms", "Rooms held by each media worker", "gauge", ["worker"]),
+  mediaWorkerParticipants: metric("mcu_media_worker_participants", "Participants seated in each media worker", "gauge", ["worker"]),
+  mediaWorkerLevel: metric("mcu_media_worker_overload_level", "Overload level of each media worker's own policy (1 and up: it takes no one new)", "gauge", ["worker"]),
+  mediaWorkerLoopLag: metric("mcu_media_worker_loop_lag_ms", "Mean event-loop delay of each media worker at its last sample, ms", "gauge", ["worker"]),
+  mediaWorkerExits: metric("mcu_media_worker_exits_total", "Media workers that ended unasked (their rooms ended; their clients reconnected)", "counter", ["worker"]),
   clusterCommands: metric("mcu_cluster_redis_commands_total", "Redis commands sent by the node registry (heartbeats, placements, lookups)", "counter"),
   clusterJoins: metric("mcu_cluster_joins_total", "Joins by where the room was: local, redirect (sent to its owner), refused", "counter", ["where"]),
   recordingJobs: metric("mcu_recording_jobs_total", "Post-processing jobs finished, by result (done, retry, failed)", "counter", ["result"]),
@@ -130,3 +137,15 @@ export async function renderMetrics(): Promise<string> {
 }
 
 export const metricsContentType = registry.contentType;
+
+/** This process's metrics as prom-client's JSON (a media worker's, for main to sum with its own). */
+export async function metricsJson(): Promise<object[]> {
+  for (const collect of collectors) collect();
+  return registry.getMetricsAsJSON();
+}
+
+/** This process's metrics summed with those of other processes (the media workers'), as Prometheus text. */
+export async function renderMetricsWith(others: object[][]): Promise<string> {
+  if (!others.length) return renderMetrics();
+  return AggregatorRegistry.aggregate([await metricsJson(), ...others]).metrics();
+}

@@ -36,8 +36,21 @@ export interface NodeLoad {
   outputs: number;
 }
 
+/** One media worker's load in a heartbeat (MEDIA_WORKERS). */
+export interface WorkerStatus {
+  index: number;
+  /** Its process tree's CPU, in cores. */
+  cpuCores: number;
+  rooms: number;
+  participants: number;
+  /** Its overload level (1 and up: it takes no one new). */
+  level: number;
+}
+
 export interface NodeStatus extends NodeRef, NodeLoad {
   accepting: boolean;
+  /** The node's media workers, when it runs them. */
+  workers?: WorkerStatus[];
   maxCpu: number;
   maxParticipants: number;
 }
@@ -147,6 +160,17 @@ export interface LocalState {
   rooms: string[];
   /** Overloaded (overload level 1 and up): reported as full, so new rooms are placed on other nodes. */
   busy?: boolean;
+  workers?: WorkerStatus[];
+}
+
+/** The workers field of a heartbeat; what cannot be read is left out. */
+function parseWorkers(raw: string): WorkerStatus[] | undefined {
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return Array.isArray(v) ? (v as WorkerStatus[]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class Cluster {
@@ -218,10 +242,11 @@ export class Cluster {
 
   private async beat(): Promise<void> {
     if (this.closed) return;
-    const { load, rooms, busy } = this.local();
+    const { load, rooms, busy, workers } = this.local();
     const fields: Record<string, string | number> = {
       url: this.self.url, cpu: (busy ? 2 : this.cpu()).toFixed(3), rooms: load.rooms, participants: load.participants, outputs: load.outputs,
       maxCpu: this.config.nodeMaxCpu, maxParticipants: this.config.nodeMaxParticipants, accepting: this.accepting ? 1 : 0,
+      ...(workers ? { workers: JSON.stringify(workers) } : {}),
     };
     try {
       const lost = await this.call<string[]>("mcuBeat", this.prefix, this.self.id, this.self.boot, this.config.nodeTtlMs, ROOM_TTL_MS, ...Object.entries(fields).flat(), "--", ...rooms);
@@ -273,6 +298,7 @@ export class Cluster {
     return {
       id, boot: h.boot, url: h.url ?? id, cpu: Number(h.cpu), rooms: Number(h.rooms), participants: Number(h.participants), outputs: Number(h.outputs),
       accepting: h.accepting === "1", maxCpu: Number(h.maxCpu), maxParticipants: Number(h.maxParticipants),
+      ...(h.workers ? { workers: parseWorkers(h.workers) } : {}),
     };
   }
 

@@ -4,7 +4,6 @@
 import type Koa from "koa";
 import { logger } from "../../telemetry/log.ts";
 import { readBody } from "../httpBody.ts";
-import type { Rooms } from "../Rooms.ts";
 import type { Cluster, NodeRef } from "./Cluster.ts";
 
 const log = logger("cluster");
@@ -35,7 +34,8 @@ async function forward(ctx: Koa.Context, to: NodeRef): Promise<void> {
   ctx.body = Buffer.from(await res.arrayBuffer());
 }
 
-export function clusterApi(cluster: Cluster, rooms: Rooms): Koa.Middleware {
+/** `isLocal`: whether a room is open on this node (in its process or one of its media workers). */
+export function clusterApi(cluster: Cluster, isLocal: (room: string) => boolean): Koa.Middleware {
   return async (ctx, next) => {
     if (!ctx.path.startsWith("/api/")) return next();
     const forwarded = ctx.get(FORWARDED) === "1";
@@ -58,7 +58,7 @@ export function clusterApi(cluster: Cluster, rooms: Rooms): Koa.Middleware {
       return;
     }
     const room = /^\/api\/rooms\/([^/]+)\//.exec(ctx.path + "/")?.[1];
-    if (!room || forwarded || rooms.get(decodeURIComponent(room))) return next();
+    if (!room || forwarded || isLocal(decodeURIComponent(room))) return next();
     const owner = await cluster.ownerOf(decodeURIComponent(room)).catch(() => undefined);
     if (!owner || cluster.isSelf(owner)) return next();
     return forward(ctx, owner);

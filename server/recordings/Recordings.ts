@@ -54,7 +54,7 @@ export class Recordings {
   private checkingDisk = false;
 
   constructor(
-    private readonly rooms: Rooms,
+    private readonly rooms: Pick<Rooms, "get">,
     // The server's own config object, not a copy: the quotas are read at each check.
     private readonly config: Config,
     /** Several nodes share RECORDINGS_DIR: a recording is closed out only once its node is gone, by one survivor. */

@@ -21,6 +21,8 @@ const log = logger("longpoll");
 const HOLD_MS = 20_000;
 const IDLE_MS = 30_000;
 const MAX_QUEUED = 1000;
+/** A session we end ourselves stays this long, so its held GET delivers what was queued for it. */
+const HANG_UP_AFTER_MS = 1000;
 /** Bytes a POST body may add around its message ({"seq":…,"message":…}). */
 const ENVELOPE_BYTES = 1024;
 export const MAX_JSON_DEPTH = 32;
@@ -69,12 +71,14 @@ class PollSession {
     address: string,
     private readonly window: number,
     private readonly release: () => void,
+    /** Ends this session from our side (its next GET finds it gone: the page reconnects). */
+    hangUp: (s: PollSession) => void,
   ) {
     this.session = newSession((m) => {
       this.outbox.push({ seq: this.nextOut++, message: m });
       if (this.outbox.length > MAX_QUEUED) this.outbox.shift(); // a client that never polls
       this.waiter?.();
-    }, address);
+    }, address, () => hangUp(this));
   }
 
   /** Takes client message `seq`; runs every message in order exactly once. */
@@ -199,7 +203,7 @@ export function longPollSignaling(newSession: SessionFactory, config: Config, co
       if (!release) {
         return refuse(ctx, 429, "too_many_connections", `this address already has ${config.maxConnectionsPerIp} signaling connections (MAX_CONNECTIONS_PER_IP)`);
       }
-      const s = new PollSession(newSession, randomUUID(), address, config.longPollWindow, release);
+      const s = new PollSession(newSession, randomUUID(), address, config.longPollWindow, release, hangUp);
       sessions.set(s.id, s);
       ctx.status = 201;
       // Several nodes: the session lives here, so the page sends its later requests to this node
@@ -226,6 +230,14 @@ export function longPollSignaling(newSession: SessionFactory, config: Config, co
       refuse(ctx, 405, "method_not_allowed", "use GET, POST or DELETE");
     }
   };
+
+  /** What was queued (the `shutdown`) goes out with the held GET first; then the session is gone. */
+  function hangUp(s: PollSession): void {
+    setTimeout(() => {
+      s.close();
+      if (sessions.get(s.id) === s) sessions.delete(s.id);
+    }, HANG_UP_AFTER_MS).unref();
+  }
 
   return {
     middleware,

@@ -3,16 +3,17 @@
 // connection, the room and every other room keep going. What a client can make us spend here is
 // bounded: messages per second (checked as they arrive) and log lines.
 import { AdmissionError } from "../admission.ts";
-import { PlacementError } from "../cluster/Cluster.ts";
+import { PlacementError, type Cluster } from "../cluster/Cluster.ts";
 import type { Config } from "../config.ts";
 import { logger } from "../../telemetry/log.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 import { OPEN_RIGHTS, type CloseReason, type Participant } from "../Participant.ts";
 import { cleanName, parseClientMessage, ProtocolError, type ClientMessage, type ModerateMessage, type ServerMessage } from "../protocol.ts";
 import { TokenBucket } from "../rateLimit.ts";
-import type { Room, RoomState, SpeakersState } from "../Room.ts";
+import type { Room, RoomState, SeatOptions, SpeakersState } from "../Room.ts";
 import { TokenError, verifyRoomToken } from "../roomTokens.ts";
 import type { Rooms } from "../Rooms.ts";
+import type { Revocations } from "../revocations.ts";
 import { iceServersFor } from "../turn.ts";
 
 const log = logger("signaling");
@@ -54,20 +55,87 @@ export interface Session {
   readonly flooding: boolean;
 }
 
-/** Makes a transport's session: `send` writes to the client, `address` is the client's. */
-export type SessionFactory = (send: (m: ServerMessage) => void, address: string) => Session;
+/**
+ * Makes a transport's session: `send` writes to the client, `address` is the client's, `hangUp`
+ * ends the connection from our side (after a `shutdown`: the client reconnects after its pause).
+ */
+export type SessionFactory = (send: (m: ServerMessage) => void, address: string, hangUp: () => void) => Session;
 
 /** Sessions served by this process's rooms. */
 export function localSessions(rooms: Rooms, config: Config, recording?: RecordingControl): SessionFactory {
   return (send, address) => new SignalingSession(rooms, config, send, address, recording);
 }
 
-/** The transport-independent half of a signaling session (WebSocket or long polling). */
-export class SignalingSession implements Session {
-  private participant: Participant | undefined;
-  private room: Room | undefined;
-  private readonly onList = (state: RoomState) => this.send({ type: "participants", ...state });
-  private readonly onSpeakers = (s: SpeakersState) => this.send({ type: "speakers", ...s });
+/** Who a join's token says this is, and the seat it grants (open rooms: anyone, as they name themselves). */
+export interface JoinGrant {
+  name?: string;
+  seat: SeatOptions;
+}
+
+/**
+ * The token check of a join (AUTH_SECRET set): valid for this room, not revoked. Without Redis to
+ * ask (several nodes) nobody with a token joins.
+ */
+export async function checkJoinToken(config: Config, revocations: Revocations, roomId: string, token: string | undefined): Promise<JoinGrant> {
+  if (!config.authSecret) return { seat: {} };
+  let g;
+  try {
+    g = await verifyRoomToken(config.authSecret, token, roomId);
+  } catch (err) {
+    if (err instanceof TokenError) throw new ProtocolError(err.code, err.message);
+    throw err;
+  }
+  let revoked: boolean;
+  try {
+    revoked = g.tokenId !== undefined && (await revocations.isRevoked(g.tokenId));
+  } catch {
+    throw new ProtocolError("cluster_unavailable", "cannot check the room token now (the cluster registry is out of reach); try again");
+  }
+  if (revoked) throw new ProtocolError("forbidden", "this room token was revoked");
+  return { name: cleanName(g.name) || undefined, seat: { rights: g.rights, tokenId: g.tokenId } };
+}
+
+/**
+ * Several nodes: a room not open here is placed (or found) in the registry; when it lives on
+ * another node the client is sent there (true: seat it here; false: a `redirect` was sent). It
+ * connects to that node itself: its media goes there anyway, and no node carries another's
+ * signaling, so a node's death ends only its own calls.
+ */
+export async function placeJoin(cluster: Cluster, openHere: boolean, address: string, roomId: string, send: (m: ServerMessage) => void): Promise<boolean> {
+  if (openHere) {
+    metrics.clusterJoins.inc({ where: "local" });
+    return true;
+  }
+  // Each placement may open a room (and counts against a node until its next heartbeat): an
+  // address gets a few, before any room of its own exists, so one client cannot fill the cluster.
+  if (!cluster.placements.take(address)) {
+    metrics.clusterJoins.inc({ where: "refused" });
+    throw new ProtocolError("rate_limited", "too many new rooms from your address; wait a few seconds");
+  }
+  let owner;
+  try {
+    owner = await cluster.place(roomId);
+  } catch (err) {
+    if (!(err instanceof PlacementError)) throw err;
+    metrics.clusterJoins.inc({ where: "refused" });
+    throw new ProtocolError(err.code, err.message);
+  }
+  if (cluster.isSelf(owner)) {
+    metrics.clusterJoins.inc({ where: "local" });
+    return true;
+  }
+  metrics.clusterJoins.inc({ where: "redirect" });
+  send({ type: "redirect", url: owner.url, room: roomId });
+  return false;
+}
+
+/**
+ * What every session does before a message is acted on: the rate check at arrival, parsing by the
+ * schema, and an `error` reply (counted, and logged at a bounded rate) for whatever is refused.
+ * SignalingSession acts on messages with this process's rooms; a relayed session (server/media/)
+ * hands them to the media worker that holds the room.
+ */
+export abstract class GuardedSession implements Session {
   /** Signaling is a handful of messages per call; a flood is refused, not queued. */
   private readonly limit = new TokenBucket(20, 60);
   /** Refusals a client may run up; past them it is flooding and its transport drops it. */
@@ -79,14 +147,16 @@ export class SignalingSession implements Session {
   flooding = false;
 
   constructor(
-    private readonly rooms: Rooms,
-    private readonly config: Config,
-    private readonly send: (m: ServerMessage) => void,
+    protected readonly config: Config,
+    protected readonly send: (m: ServerMessage) => void,
     /** The client's address (per-address limits). */
     readonly address = "unknown",
-    /** Recording as the page may start and stop it (none: refused). */
-    private readonly recording?: RecordingControl,
   ) {}
+
+  abstract readonly participantId: string | undefined;
+  abstract leave(reason?: CloseReason): void;
+  /** Acts on one valid message; a ProtocolError thrown is the client's reply. */
+  protected abstract handle(msg: ClientMessage, raw: string | Buffer): Promise<void>;
 
   /**
    * The rate check, at arrival: a message over the rate is refused before anything is parsed or
@@ -108,18 +178,20 @@ export class SignalingSession implements Session {
   /** One message, in order; `admitted`: the transport already ran admit() on it. */
   async receive(raw: string | Buffer, admitted = false): Promise<void> {
     if (!admitted && !this.admit()) return;
-    let msg: ClientMessage;
     try {
-      msg = parseClientMessage(raw, this.config.maxMessageBytes);
-      await this.handle(msg);
+      await this.handle(parseClientMessage(raw, this.config.maxMessageBytes), raw);
     } catch (err) {
-      // As on HTTP: the client reads what was meant for it; anything else is logged here, in full.
-      if (!(err instanceof ProtocolError)) log.error("signaling message failed", { participant: this.participant?.id, address: this.address, error: (err as Error).message, stack: (err as Error).stack });
-      const e = err instanceof ProtocolError ? err : new ProtocolError("internal", "internal error");
-      metrics.signalingErrors.inc({ code: e.code });
-      this.logRejected(e);
-      this.send({ type: "error", code: e.code, message: e.message });
+      this.refuse(err);
     }
+  }
+
+  /** The client's reply to a failed message; anything not meant for it is logged here, in full. */
+  protected refuse(err: unknown): void {
+    if (!(err instanceof ProtocolError)) log.error("signaling message failed", { participant: this.participantId, address: this.address, error: (err as Error).message, stack: (err as Error).stack });
+    const e = err instanceof ProtocolError ? err : new ProtocolError("internal", "internal error");
+    metrics.signalingErrors.inc({ code: e.code });
+    this.logRejected(e);
+    this.send({ type: "error", code: e.code, message: e.message });
   }
 
   private logRejected(e: ProtocolError): void {
@@ -129,10 +201,36 @@ export class SignalingSession implements Session {
     }
     const suppressed = this.unlogged ? { suppressed: this.unlogged } : {};
     this.unlogged = 0;
-    log.info("signaling error", { code: e.code, message: e.message, participant: this.participant?.id, address: this.address, ...suppressed });
+    log.info("signaling error", { code: e.code, message: e.message, participant: this.participantId, address: this.address, ...suppressed });
   }
 
-  private async handle(msg: ClientMessage): Promise<void> {
+  /** The server is going away: the client is told to reconnect (elsewhere) in a moment. */
+  notifyShutdown(reconnectAfterMs: number): void {
+    this.send({ type: "shutdown", reconnectAfterMs });
+  }
+}
+
+/** The transport-independent half of a signaling session, served by this process's rooms. */
+export class SignalingSession extends GuardedSession {
+  private participant: Participant | undefined;
+  private room: Room | undefined;
+  private readonly onList = (state: RoomState) => this.send({ type: "participants", ...state });
+  private readonly onSpeakers = (s: SpeakersState) => this.send({ type: "speakers", ...s });
+  /** Told when this session takes a seat (participant and room) and when it loses it (undefined). */
+  seatChanged?: (participant: string | undefined, room: string | undefined) => void;
+
+  constructor(
+    private readonly rooms: Rooms,
+    config: Config,
+    send: (m: ServerMessage) => void,
+    address = "unknown",
+    /** Recording as the page may start and stop it (none: refused). */
+    private readonly recording?: RecordingControl,
+  ) {
+    super(config, send, address);
+  }
+
+  protected async handle(msg: ClientMessage): Promise<void> {
     switch (msg.type) {
       case "join":
         if (!(await this.join(msg.room, msg.name, msg.token))) return;
@@ -188,36 +286,18 @@ export class SignalingSession implements Session {
     }
   }
 
-  /** Whether the token was revoked; without Redis to ask (several nodes) nobody with a token joins. */
-  private async revokedToken(tokenId: string): Promise<boolean> {
-    try {
-      return await this.rooms.revocations.isRevoked(tokenId);
-    } catch {
-      throw new ProtocolError("cluster_unavailable", "cannot check the room token now (the cluster registry is out of reach); try again");
-    }
-  }
-
   /** Seats the client here (true), or tells it which node holds the room (false: a `redirect`). */
   private async join(roomId: string, name: string, token: string | undefined): Promise<boolean> {
     if (this.participant) throw new ProtocolError("already_joined", `already joined room "${this.room?.id}"; send leave first`);
-    let seat = {};
-    if (this.config.authSecret) {
-      try {
-        const g = await verifyRoomToken(this.config.authSecret, token, roomId);
-        seat = { rights: g.rights, tokenId: g.tokenId };
-        name = cleanName(g.name) || name; // the token says who this is
-      } catch (err) {
-        if (err instanceof TokenError) throw new ProtocolError(err.code, err.message);
-        throw err;
-      }
-      if (this.participant) throw new ProtocolError("already_joined", "already joined");
-      const tokenId = (seat as { tokenId?: string }).tokenId;
-      if (tokenId && (await this.revokedToken(tokenId))) throw new ProtocolError("forbidden", "this room token was revoked");
-    }
-    if (!(await this.isHere(roomId))) return false;
+    const grant = await checkJoinToken(this.config, this.rooms.revocations, roomId, token);
+    if (this.participant) throw new ProtocolError("already_joined", "already joined");
+    name = grant.name ?? name;
+    const cluster = this.rooms.cluster;
+    if (cluster && !(await placeJoin(cluster, this.rooms.get(roomId) !== undefined, this.address, roomId, this.send))) return false;
+    if (this.participant) throw new ProtocolError("already_joined", "already joined");
     let p: Participant;
     try {
-      p = this.rooms.join(roomId, name, this.address, seat);
+      p = this.rooms.join(roomId, name, this.address, grant.seat);
     } catch (err) {
       if (err instanceof AdmissionError) throw new ProtocolError(err.code, err.message);
       throw err;
@@ -225,6 +305,7 @@ export class SignalingSession implements Session {
     const room = this.rooms.get(roomId)!;
     this.participant = p;
     this.room = room;
+    this.seatChanged?.(p.id, room.id);
     p.on("candidate", (candidate) => this.send({ type: "candidate", candidate }));
     p.on("moderated", (audio, video) => this.send({ type: "moderated", audio, video }));
     p.once("close", (reason, detail) => {
@@ -245,41 +326,6 @@ export class SignalingSession implements Session {
     room.on("speakers", this.onSpeakers);
     this.send({ type: "participants", ...room.state() });
     return true;
-  }
-
-  /**
-   * Several nodes: a room not open here is placed (or found) in the registry; when it lives on
-   * another node the client is sent there (it connects to that node itself: its media goes there
-   * anyway, and no node carries another's signaling, so a node's death ends only its own calls).
-   */
-  private async isHere(roomId: string): Promise<boolean> {
-    const cluster = this.rooms.cluster;
-    if (!cluster || this.rooms.get(roomId)) {
-      if (cluster) metrics.clusterJoins.inc({ where: "local" });
-      return true;
-    }
-    // Each placement may open a room (and counts against a node until its next heartbeat): an
-    // address gets a few, before any room of its own exists, so one client cannot fill the cluster.
-    if (!cluster.placements.take(this.address)) {
-      metrics.clusterJoins.inc({ where: "refused" });
-      throw new ProtocolError("rate_limited", "too many new rooms from your address; wait a few seconds");
-    }
-    let owner;
-    try {
-      owner = await cluster.place(roomId);
-    } catch (err) {
-      if (!(err instanceof PlacementError)) throw err;
-      metrics.clusterJoins.inc({ where: "refused" });
-      throw new ProtocolError(err.code, err.message);
-    }
-    if (this.participant) throw new ProtocolError("already_joined", "already joined");
-    if (cluster.isSelf(owner)) {
-      metrics.clusterJoins.inc({ where: "local" });
-      return true;
-    }
-    metrics.clusterJoins.inc({ where: "redirect" });
-    this.send({ type: "redirect", url: owner.url, room: roomId });
-    return false;
   }
 
   private moderate(msg: ModerateMessage): void {
@@ -307,6 +353,7 @@ export class SignalingSession implements Session {
   }
 
   private detach(): void {
+    if (this.participant) this.seatChanged?.(undefined, undefined);
     this.room?.off("participants", this.onList);
     this.room?.off("speakers", this.onSpeakers);
     this.participant = undefined;
@@ -318,10 +365,5 @@ export class SignalingSession implements Session {
     const p = this.participant;
     this.detach();
     p?.close(reason);
-  }
-
-  /** The server is going away: the client is told to reconnect (elsewhere) in a moment. */
-  notifyShutdown(reconnectAfterMs: number): void {
-    this.send({ type: "shutdown", reconnectAfterMs });
   }
 }

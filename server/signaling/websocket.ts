@@ -37,7 +37,7 @@ export function attachWebSocketSignaling(newSession: SessionFactory, config: Con
     const address = requestAddress(req, config.trustedProxies);
     const session = newSession((m) => {
       if (!sendBounded(ws, JSON.stringify(m), config.maxBufferedBytes)) log.info("closed a WebSocket that does not read", { address });
-    }, address);
+    }, address, () => ws.close(1012, "service restart"));
     sessions.set(ws, session);
     // Messages are handled one at a time, in order (an offer's answer before later candidates);
     // the rate is checked as they arrive, so a flood never queues behind a slow one.

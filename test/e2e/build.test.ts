@@ -27,8 +27,10 @@ afterAll(async () => {
 
 it("builds, then runs a call from compiled JavaScript with the pre-built client", async () => {
   await promisify(execFile)("npm", ["run", "-s", "build"], { cwd: root, timeout: 120_000 });
-  server = await startBuiltServerProcess({ RECORDINGS_DIR: dir });
+  // Its rooms in two media workers: the compiled worker entry runs too.
+  server = await startBuiltServerProcess({ RECORDINGS_DIR: dir, MEDIA_WORKERS: "2" });
   expect(server.log()).toContain('"client":"prebuilt"');
+  expect(server.log()).toContain('"mediaWorkers":2');
   expect(Buffer.from(await (await fetch(`${server.url}/client.js`, { headers: { "accept-encoding": "identity" } })).arrayBuffer()).equals(await fs.readFile(path.join(root, "dist/client/client.js")))).toBe(true);
   expect(await (await fetch(`${server.url}/`)).text()).toBe(await fs.readFile(path.join(root, "client/index.html"), "utf8"));
   const ps = await joinAll({ url: server.url } as RunningServer, "built", ["p0", "p1"]);

@@ -45,6 +45,7 @@ describe("loadConfig defaults", () => {
       ffmpegSpawn: "host",
       opusEngine: "inprocess",
       videoEngine: "library",
+      mediaWorkers: 0,
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
@@ -134,6 +135,8 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ FFMPEG_SPAWN: "fork" })).toThrow(/FFMPEG_SPAWN must be host or direct/);
     expect(() => loadConfig({ OPUS_ENGINE: "wasm" })).toThrow(/OPUS_ENGINE must be inprocess or ffmpeg/);
     expect(() => loadConfig({ VIDEO_ENGINE: "gpu" })).toThrow(/VIDEO_ENGINE must be library or ffmpeg/);
+    expect(() => loadConfig({ MEDIA_WORKERS: "many" })).toThrow(/MEDIA_WORKERS must be auto or a number/);
+    expect(() => loadConfig({ MEDIA_WORKERS: "-1" })).toThrow(/MEDIA_WORKERS must be auto or a number/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
   });
 
@@ -210,6 +213,9 @@ describe("loadConfig parses each variable", () => {
     ["OPUS_ENGINE", "ffmpeg", "opusEngine", "ffmpeg"],
     ["OPUS_ENGINE", "InProcess", "opusEngine", "inprocess"],
     ["VIDEO_ENGINE", "ffmpeg", "videoEngine", "ffmpeg"],
+    ["MEDIA_WORKERS", "auto", "mediaWorkers", "auto"],
+    ["MEDIA_WORKERS", "3", "mediaWorkers", 3],
+    ["MEDIA_WORKERS", "0", "mediaWorkers", 0],
     ["LOG_LEVEL", "debug", "logLevel", "debug"],
     ["LOG_LEVEL", "warn", "logLevel", "warn"],
     ["LOG_LEVEL", "error", "logLevel", "error"],

@@ -1,0 +1,109 @@
+// Rooms on media workers (MEDIA_WORKERS=2): two rooms land on two worker processes, each room's
+// media CPU on its own process; one worker saturated on purpose (a busy loop, test hook) leaves the
+// other room's frames coming on time; a worker killed with SIGKILL ends only its rooms, whose
+// clients are told to reconnect and are back in a call within 10 s, while the other room goes on.
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../../server/main.ts";
+import { closeAll, joinAll, longestGap, sleep, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
+import type { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
+
+/** CPU ms (user + system) of `pid` so far, from /proc. */
+function cpuMs(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+const fps = (p: SyntheticParticipant, from: number, to: number) => (p.frameTimes.filter((t) => t >= from && t < to).length * 1000) / (to - from);
+
+let server: RunningServer;
+let roomA: SyntheticParticipant[] = [];
+let roomB: SyntheticParticipant[] = [];
+
+beforeAll(async () => {
+  process.env.MEDIA_WORKER_TEST_HOOKS = "1";
+  server = await startTestServer({ mediaWorkers: 2 });
+  roomA = await joinAll(server, "wa", ["p0", "p1"]);
+  roomB = await joinAll(server, "wb", ["p2", "p3"]);
+  await Promise.all([...roomA.map((p) => waitForTiles(p, ["p0", "p1"], 15_000)), ...roomB.map((p) => waitForTiles(p, ["p2", "p3"], 15_000))]);
+}, 60_000);
+
+afterAll(async () => {
+  await closeAll([...roomA, ...roomB]);
+  await server?.close();
+  delete process.env.MEDIA_WORKER_TEST_HOOKS;
+});
+
+describe("media workers", () => {
+  it("places two rooms on two worker processes, each room's CPU on its own", async () => {
+    const a = server.workers!.workerOf("wa")!;
+    const b = server.workers!.workerOf("wb")!;
+    expect(a.index).not.toBe(b.index);
+    expect(a.pid).not.toBe(process.pid);
+    expect(b.pid).not.toBe(process.pid);
+    const [a0, b0, t0] = [cpuMs(a.pid!), cpuMs(b.pid!), performance.now()];
+    await sleep(3000);
+    const wall = performance.now() - t0;
+    const coresA = (cpuMs(a.pid!) - a0) / wall;
+    const coresB = (cpuMs(b.pid!) - b0) / wall;
+    if (process.env.DEBUG_TEST) console.log({ coresA, coresB });
+    // Each worker composites, mixes and encodes its own room: both busy, neither idle.
+    expect(coresA).toBeGreaterThan(0.05);
+    expect(coresB).toBeGreaterThan(0.05);
+    // /metrics (summed over the workers) and /api/workers show both.
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/mcu_media_worker_up\{worker="0"\} 1/);
+    expect(text).toMatch(/mcu_media_worker_up\{worker="1"\} 1/);
+    expect(text).toMatch(/mcu_rooms 2/);
+    const list = (await (await fetch(`${server.url}/api/workers`)).json()) as { index: number; load: { rooms: string[] } }[];
+    expect(list.find((w) => w.index === a.index)!.load.rooms).toEqual(["wa"]);
+    expect(list.find((w) => w.index === b.index)!.load.rooms).toEqual(["wb"]);
+    const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { id: string; participants: unknown[] }[];
+    expect(rooms.map((r) => r.id).sort()).toEqual(["wa", "wb"]);
+    expect(rooms.every((r) => r.participants.length === 2)).toBe(true);
+  });
+
+  it("a saturated worker does not change the other room's frame gaps", async () => {
+    const a = server.workers!.workerOf("wa")!;
+    const before = performance.now();
+    await sleep(3000);
+    const t0 = performance.now();
+    const baseGap = Math.max(...roomB.map((p) => longestGap(p, before, t0)));
+    await server.workers!.spin(a.index, 5000);
+    await sleep(5000);
+    const t1 = performance.now();
+    const gapsB = roomB.map((p) => longestGap(p, t0 + 200, t1));
+    const gapsA = roomA.map((p) => longestGap(p, t0 + 200, t1));
+    if (process.env.DEBUG_TEST) console.log({ baseGap, gapsA, gapsB, fpsB: roomB.map((p) => fps(p, t0, t1)) });
+    // Room A's worker really was stalled (its composite stopped for a while)…
+    expect(Math.max(...gapsA)).toBeGreaterThan(150);
+    // …while room B's kept its pace: no gap much over what it had before, and near full rate.
+    for (const g of gapsB) expect(g).toBeLessThan(Math.max(250, baseGap * 2));
+    for (const p of roomB) expect(fps(p, t0 + 200, t1)).toBeGreaterThan(24);
+  });
+
+  it("a killed worker's rooms are back within 10 s; the other room goes on", async () => {
+    const a = server.workers!.workerOf("wa")!;
+    const t0 = performance.now();
+    process.kill(a.pid!, "SIGKILL");
+    // Its clients are told to reconnect (a page does so by itself after reconnectAfterMs)…
+    for (const p of roomA) await waitFor("shutdown to room A's clients", () => p.messages.some((m) => m.type === "shutdown"), 5000);
+    await closeAll(roomA);
+    // …and are seated again, on a worker that runs (the restarted one or the other).
+    await waitFor("the killed worker started again", () => server.workers!.list().every((w) => w.ready), 10_000);
+    roomA = await joinAll(server, "wa", ["p0", "p1"]);
+    await Promise.all(roomA.map((p) => waitForTiles(p, ["p0", "p1"], 10_000)));
+    const back = performance.now() - t0;
+    if (process.env.DEBUG_TEST) {
+      const ts = roomB[0]!.frameTimes.filter((t) => t >= t0);
+      const gaps = ts.slice(1).map((t, i) => [Math.round(ts[i]! - t0), Math.round(t - ts[i]!)]).filter(([, g]) => g! > 150);
+      console.log({ backMs: back, gaps });
+    }
+    expect(back).toBeLessThan(10_000);
+    // Room B never noticed.
+    for (const p of roomB) expect(longestGap(p, t0, performance.now())).toBeLessThan(500);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(new RegExp(`mcu_media_worker_exits_total\\{worker="${a.index}"\\} 1`));
+  });
+});
