@@ -66,7 +66,10 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
   const recordings = new Recordings(rooms ?? NO_ROOMS, config, cluster);
   await recordings.init();
   if (workerTotal) {
-    workers = new MediaWorkers(config, workerTotal, revocations, cluster);
+    workers = new MediaWorkers(config, workerTotal, revocations, {
+      enqueue: (id) => void recordings.queue.enqueue(id).catch((err: Error) => log.error("could not queue post-processing; the sweep will", { recording: id, error: err.message })),
+      recoverCrashed: (id) => recordings.recoverCrashed(id),
+    }, cluster);
     await workers.ready();
   }
   // One cap on signaling connections per client address, long-poll sessions and WebSockets alike.
@@ -80,7 +83,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
     longPoll.middleware,
     ...(cluster ? [clusterApi(cluster, isLocal)] : []),
     ...(workers ? [workersApi(workers)] : []),
-    recordingsApi(recordings),
+    recordingsApi(recordings, workers?.recording()),
     tokensApi(config, revocations),
     roomsApi(workers ? (method, path, body) => workers!.roomsRequest(method, path, body) : rooms!),
   ], workers ? () => workers!.metrics() : undefined);
@@ -128,7 +131,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Runn
       cluster?.drain();
       signaling.notifyShutdown(RECONNECT_AFTER_MS);
       longPoll.notifyShutdown(RECONNECT_AFTER_MS);
-      await Promise.all([recordings.close(), new Promise((r) => setTimeout(r, 300))]);
+      // (Workers' recordings stop first: what they queue reaches main's queue before it closes.)
+      await Promise.all([workers ? workers.closeRecordings().then(() => recordings.close()) : recordings.close(), new Promise((r) => setTimeout(r, 300))]);
       longPoll.close();
       signaling.close();
       rooms?.close();

@@ -18,6 +18,8 @@ import type { Config } from "../config.ts";
 import type { CloseReason } from "../Participant.ts";
 import { ProtocolError, type ClientMessage, type ServerMessage } from "../protocol.ts";
 import type { Revocations } from "../revocations.ts";
+import { RecordingError } from "../recordings/Recordings.ts";
+import type { RecordingMeta } from "../recordings/RecordingStore.ts";
 import { roomsRoute, type ApiReply } from "../roomsApi.ts";
 import { checkJoinToken, GuardedSession, placeJoin, type SessionFactory } from "../signaling/session.ts";
 import { portableConfig, WorkerCallError, type MainToWorker, type WorkerCall, type WorkerLoad, type WorkerToMain } from "./channel.ts";
@@ -228,6 +230,19 @@ export interface WorkerInfo {
   load: WorkerLoad | undefined;
 }
 
+/** What main does with the workers' recordings: queue them, and finish those a dead worker left. */
+export interface RecordingHooks {
+  enqueue(id: string): void;
+  recoverCrashed(id: string): Promise<void>;
+}
+
+/** Recording as the API drives it (start, stop, current), whichever worker holds the room. */
+export interface RoomRecording {
+  start(room: string): Promise<RecordingMeta>;
+  stop(room: string): Promise<RecordingMeta>;
+  current(room: string): Promise<RecordingMeta | undefined>;
+}
+
 /** The media workers of this server, their rooms, and the sessions relayed to them. */
 export class MediaWorkers {
   private readonly workers: WorkerHandle[];
@@ -238,12 +253,15 @@ export class MediaWorkers {
   private closing = false;
   readonly ledger: SeatLedger;
   private readonly stopCollecting: () => void;
+  /** MAX_RECORDINGS across workers: each recording's slot, its worker and (once started) its id. */
+  private readonly recordingSlots = new Map<string, { w: WorkerHandle; id: string | null }>();
 
   constructor(
     private readonly config: Config,
     count: number,
     /** Joins check tokens against these (main's: the cluster's Redis, or memory). */
     private readonly revocations: Revocations,
+    private readonly recordingHooks: RecordingHooks,
     private readonly cluster?: Cluster,
   ) {
     this.workers = Array.from({ length: count }, (_, i) => new WorkerHandle(i));
@@ -285,7 +303,8 @@ export class MediaWorkers {
     proc.on("message", (m: WorkerToMain) => this.onMessage(w, m));
     proc.on("exit", (code, signal) => this.onExit(w, proc, code, signal));
     proc.on("error", (err) => log.error("media worker process error", { index: w.index, error: err.message }));
-    proc.send({ t: "init", index: w.index, config } satisfies MainToWorker);
+    const node = this.cluster ? { id: this.cluster.self.id, boot: this.cluster.self.boot, cluster: this.config.clusterPrefix } : undefined;
+    proc.send({ t: "init", index: w.index, config, node } satisfies MainToWorker);
   }
 
   private onMessage(w: WorkerHandle, m: WorkerToMain): void {
@@ -301,6 +320,22 @@ export class MediaWorkers {
         return this.session(w, m.sid)?.seat(m.participant);
       case "joinDone":
         return this.session(w, m.sid)?.joinDone();
+      case "ask": {
+        const max = this.config.maxRecordings;
+        const n = this.recordingSlots.size;
+        if (n >= max) return w.post({ t: "answer", id: m.id, refused: `${n} recordings are running, the server's limit (MAX_RECORDINGS=${max}); stop one first` });
+        this.recordingSlots.set(m.room, { w, id: null });
+        return w.post({ t: "answer", id: m.id });
+      }
+      case "recording": {
+        const slot = this.recordingSlots.get(m.room);
+        if (slot?.w !== w) return;
+        if (m.id) slot.id = m.id;
+        else this.recordingSlots.delete(m.room);
+        return;
+      }
+      case "enqueue":
+        return this.recordingHooks.enqueue(m.recording);
       case "load": {
         w.load = m.load;
         w.placedSinceSample = 0;
@@ -349,6 +384,14 @@ export class MediaWorkers {
     metrics.mediaWorkerExits.inc({ worker: String(w.index) });
     log.error("media worker died: its rooms end, their clients reconnect", { index: w.index, pid: w.pid, code, signal, rooms, sessions: lost.length });
     for (const s of lost) s.workerLost();
+    for (const [room, slot] of this.recordingSlots) {
+      if (slot.w !== w) continue;
+      this.recordingSlots.delete(room);
+      if (slot.id) {
+        const id = slot.id;
+        void this.recordingHooks.recoverCrashed(id).catch((err: Error) => log.error("could not finalize the recording of a dead media worker", { recording: id, error: err.message }));
+      }
+    }
     const delay = w.restarts.failed();
     if (delay === undefined) {
       log.error("media worker failed too often: not starting it again", { index: w.index });
@@ -427,6 +470,33 @@ export class MediaWorkers {
       const e = err as WorkerCallError;
       return { status: e.status ?? 500, body: { error: e.code ?? "internal", message: e.message } };
     }
+  }
+
+  /** Recording of the rooms, for the API: sent to the worker that holds the room. */
+  recording(): RoomRecording {
+    const ask = async (action: "start" | "stop" | "current", room: string): Promise<unknown> => {
+      const w = this.roomWorker.get(room);
+      if (!w) {
+        if (action === "current") return null;
+        throw new RecordingError(404, "unknown_room", action === "start" ? `no room "${room}" with participants in it` : `no room "${room}"`);
+      }
+      try {
+        return await this.call(w, { op: "record", action, room });
+      } catch (err) {
+        const e = err as WorkerCallError;
+        throw new RecordingError(e.status ?? 500, e.code ?? "internal", e.message);
+      }
+    };
+    return {
+      start: async (room) => (await ask("start", room)) as RecordingMeta,
+      stop: async (room) => (await ask("stop", room)) as RecordingMeta,
+      current: async (room) => ((await ask("current", room)) as RecordingMeta | null) ?? undefined,
+    };
+  }
+
+  /** Stops every worker's recordings, as a shutdown does. */
+  async closeRecordings(): Promise<void> {
+    await this.callAll({ op: "closeRecordings" });
   }
 
   /** Removes a revoked token's holders in every worker; how many. */

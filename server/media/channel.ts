@@ -4,6 +4,7 @@
 import type { Config } from "../config.ts";
 import type { CloseReason } from "../Participant.ts";
 import type { ServerMessage } from "../protocol.ts";
+import type { RecordingMeta } from "../recordings/RecordingStore.ts";
 
 /** What main asks of a worker, all in one call shape. */
 export type WorkerCall =
@@ -15,11 +16,15 @@ export type WorkerCall =
   | { op: "metrics" }
   /** Recording of a room held by this worker (the page's button and /api/rooms/:room/recording). */
   | { op: "record"; action: "start" | "stop" | "current"; room: string }
+  /** Stops every recording here, as a shutdown does (their files closed, left for post-processing). */
+  | { op: "closeRecordings" }
   /** Test mode only (MEDIA_WORKER_TEST_HOOKS=1): spin this worker's loop for `ms` (a saturated worker). */
   | { op: "spin"; ms: number };
 
 export type MainToWorker =
-  | { t: "init"; index: number; config: Config }
+  | { t: "init"; index: number; config: Config; node?: RecordingMeta["node"] }
+  /** The answer to a worker's `ask`. */
+  | { t: "answer"; id: number; refused?: string }
   | { t: "open"; sid: number; address: string }
   /** `join`: the worker answers with `joinDone` once it has acted on it (main's reservation ends then). */
   | { t: "message"; sid: number; raw: string; join?: boolean }
@@ -46,6 +51,12 @@ export type WorkerToMain =
   /** The session took a seat (participant id) or lost it (null). */
   | { t: "seat"; sid: number; participant: string | null; room: string | null }
   | { t: "joinDone"; sid: number }
+  /** A recording slot for `room` (MAX_RECORDINGS holds server-wide): main answers with `answer`. */
+  | { t: "ask"; id: number; room: string }
+  /** The recording of `room` started (its id) or ended (null: the slot is free). */
+  | { t: "recording"; room: string; id: string | null }
+  /** A recording waits for post-processing: main queues it. */
+  | { t: "enqueue"; recording: string }
   | { t: "load"; load: WorkerLoad }
   | { t: "reply"; id: number; ok: true; value: unknown }
   | { t: "reply"; id: number; ok: false; status: number; code: string; message: string };

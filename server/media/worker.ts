@@ -11,7 +11,9 @@ import type { Config } from "../config.ts";
 import { LOAD_SAMPLE_MS } from "../overload.ts";
 import { roomsRequest } from "../roomsApi.ts";
 import { Rooms } from "../Rooms.ts";
-import { SignalingSession, type RecordingControl } from "../signaling/session.ts";
+import { SignalingSession } from "../signaling/session.ts";
+import { RecordingError, Recordings } from "../recordings/Recordings.ts";
+import type { RecordingMeta } from "../recordings/RecordingStore.ts";
 import type { MainToWorker, WorkerCall, WorkerToMain } from "./channel.ts";
 import { WorkerCallError } from "./channel.ts";
 
@@ -30,15 +32,33 @@ interface Held {
 class MediaWorker {
   private readonly sessions = new Map<number, Held>();
   private readonly rooms: Rooms;
+  private readonly recordings: Recordings;
   private readonly loadTimer: NodeJS.Timeout;
+  private readonly asks = new Map<number, (refused: string | undefined) => void>();
+  private nextAsk = 1;
 
   constructor(
     private readonly config: Config,
     private readonly index: number,
-    private readonly recording: RecordingControl | undefined,
+    node: RecordingMeta["node"] | undefined,
   ) {
     this.rooms = new Rooms(config);
+    this.recordings = new Recordings(this.rooms, config, undefined, {
+      acquireSlot: (room) =>
+        new Promise((resolve) => {
+          const id = this.nextAsk++;
+          this.asks.set(id, resolve);
+          post({ t: "ask", id, room });
+        }),
+      slotChanged: (room, id) => post({ t: "recording", room, id }),
+      enqueue: (recording) => post({ t: "enqueue", recording }),
+      node,
+    });
     this.loadTimer = setInterval(() => this.reportLoad(), LOAD_SAMPLE_MS);
+  }
+
+  init(): Promise<void> {
+    return this.recordings.init();
   }
 
   private reportLoad(): void {
@@ -61,7 +81,7 @@ class MediaWorker {
   handle(m: MainToWorker): void {
     switch (m.t) {
       case "open": {
-        const session = new SignalingSession(this.rooms, this.config, (msg) => post({ t: "send", sid: m.sid, msg }), m.address, this.recording);
+        const session = new SignalingSession(this.rooms, this.config, (msg) => post({ t: "send", sid: m.sid, msg }), m.address, this.recordings);
         session.seatChanged = (participant, room) => post({ t: "seat", sid: m.sid, participant: participant ?? null, room: room ?? null });
         this.sessions.set(m.sid, { session, chain: Promise.resolve() });
         return;
@@ -87,11 +107,16 @@ class MediaWorker {
         void this.call(m.call).then(
           (value) => post({ t: "reply", id: m.id, ok: true, value }),
           (err: Error) => {
-            const e = err instanceof WorkerCallError ? err : new WorkerCallError(500, "internal", err.message);
-            if (!(err instanceof WorkerCallError)) log.error("worker call failed", { op: m.call.op, error: err.message, stack: err.stack });
+            const known = err instanceof WorkerCallError || err instanceof RecordingError;
+            const e = known ? (err as WorkerCallError) : new WorkerCallError(500, "internal", err.message);
+            if (!known) log.error("worker call failed", { op: m.call.op, error: err.message, stack: err.stack });
             post({ t: "reply", id: m.id, ok: false, status: e.status, code: e.code, message: e.message });
           },
         );
+        return;
+      case "answer":
+        this.asks.get(m.id)?.(m.refused);
+        this.asks.delete(m.id);
         return;
       case "init":
         return;
@@ -107,7 +132,11 @@ class MediaWorker {
       case "metrics":
         return metricsJson();
       case "record":
-        throw new WorkerCallError(501, "not_implemented", "recording is not available in media workers yet");
+        if (c.action === "current") return this.recordings.current(c.room) ?? null;
+        return c.action === "start" ? this.recordings.start(c.room) : this.recordings.stop(c.room);
+      case "closeRecordings":
+        await this.recordings.close();
+        return null;
       case "spin": {
         if (process.env.MEDIA_WORKER_TEST_HOOKS !== "1") throw new WorkerCallError(403, "forbidden", "test hooks are off");
         const until = performance.now() + c.ms;
@@ -123,8 +152,10 @@ class MediaWorker {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.loadTimer);
+    for (const resolve of this.asks.values()) resolve("the server is shutting down");
+    await this.recordings.close().catch(() => {});
     this.rooms.close();
   }
 }
@@ -139,17 +170,25 @@ export function runMediaWorker(): void {
       killFfmpegOnExit();
       watchRejections();
       setFfmpegSpawning(config.ffmpegSpawn);
-      worker = new MediaWorker(config, m.index, undefined);
-      post({ t: "ready", pid: process.pid });
-      log.debug("media worker ready", { index: m.index, pid: process.pid });
+      const w = new MediaWorker(config, m.index, m.node);
+      worker = w;
+      void w.init().then(
+        () => {
+          post({ t: "ready", pid: process.pid });
+          log.debug("media worker ready", { index: m.index, pid: process.pid });
+        },
+        (err: Error) => {
+          log.error("media worker could not start", { index: m.index, error: err.message });
+          process.exit(1);
+        },
+      );
       return;
     }
     worker?.handle(m);
   });
   // Main went away (it crashed, or closed us): nothing here is reachable any more.
   process.on("disconnect", () => {
-    worker?.close();
-    process.exit(0);
+    void (worker?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   });
 }
 

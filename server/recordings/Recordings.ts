@@ -42,6 +42,20 @@ export function postProcessSettings(config: Config): PostProcessSettings {
   };
 }
 
+/**
+ * A media worker's recordings (MEDIA_WORKERS): the worker records its own rooms, and main keeps what
+ * is server-wide — the MAX_RECORDINGS slots, the post-processing queue, crash recovery.
+ */
+export interface InWorker {
+  /** Takes one of the server's recording slots for `room`: undefined, or why not. */
+  acquireSlot(room: string): Promise<string | undefined>;
+  /** The recording of `room` ended (or never started): its slot is free; `id` once it has one. */
+  slotChanged(room: string, id: string | null): void;
+  enqueue(id: string): void;
+  /** Written into each recording's metadata: the node (several nodes) whose survivors close it out. */
+  node?: RecordingMeta["node"];
+}
+
 export class Recordings {
   readonly store: RecordingStore;
   private q: PostProcessQueue | undefined;
@@ -59,6 +73,8 @@ export class Recordings {
     private readonly config: Config,
     /** Several nodes share RECORDINGS_DIR: a recording is closed out only once its node is gone, by one survivor. */
     private readonly cluster?: Cluster,
+    /** Set in a media worker: see InWorker. */
+    private readonly inWorker?: InWorker,
   ) {
     this.store = new RecordingStore(config.recordingsDir);
   }
@@ -72,6 +88,13 @@ export class Recordings {
   /** Opens the queue, creates the directory, closes out recordings a crash cut off, and queues whatever is unfinished. */
   async init(): Promise<void> {
     const pp = postProcessSettings(this.config);
+    const w = this.inWorker;
+    if (w) {
+      // Queueing, sweeping and recovery are main's: a worker only records.
+      this.q = { mode: this.config.redisUrl ? "bullmq" : "embedded", enqueue: async (id) => w.enqueue(id), close: async () => {} };
+      await this.store.init();
+      return;
+    }
     if (this.config.redisUrl) {
       this.q = await BullQueue.open(this.config.redisUrl, pp);
       if (this.config.postprocessWorker) this.worker = await startBullWorker(this.config.redisUrl, this.store, pp);
@@ -109,6 +132,14 @@ export class Recordings {
       await this.closeOutCrashed(m);
       if (this.cluster) this.enqueue(m.id);
     }
+  }
+
+  /** A recording whose media worker died with it (main, MEDIA_WORKERS): finalized from what reached the disk. */
+  async recoverCrashed(id: string): Promise<void> {
+    const m = await this.store.read(id);
+    if (!m || m.status !== "recording") return;
+    await this.closeOutCrashed(m);
+    this.enqueue(id);
   }
 
   /** Its parts hold all but the last cluster; the stop time is when the disk last heard from it. */
@@ -206,7 +237,13 @@ export class Recordings {
       throw new RecordingError(429, "too_many_recordings", `${this.active.size} recordings are running, the server's limit (MAX_RECORDINGS=${max}); stop one first`);
     }
     this.active.set(roomId, "starting");
+    let slot = false;
     try {
+      if (this.inWorker) {
+        const refused = await this.inWorker.acquireSlot(roomId);
+        if (refused) throw new RecordingError(429, "too_many_recordings", refused);
+        slot = true;
+      }
       const low = await this.diskLow();
       if (low) {
         throw new RecordingError(507, "disk_low", `only ${Math.floor(low.free)} MB free for recordings, under the floor (RECORDINGS_MIN_FREE_MB=${low.floor})`);
@@ -223,6 +260,7 @@ export class Recordings {
         progress: 0,
         attempts: 0,
         ...(this.cluster ? { node: { id: this.cluster.self.id, boot: this.cluster.self.boot, cluster: this.config.clusterPrefix } } : {}),
+        ...(this.inWorker?.node ? { node: this.inWorker.node } : {}),
       };
       await this.store.create(meta);
       if (room.currentMixer !== mixer) {
@@ -241,11 +279,13 @@ export class Recordings {
         this.diskTimer = setInterval(() => void this.checkDisk(), DISK_CHECK_MS);
         this.diskTimer.unref();
       }
+      this.inWorker?.slotChanged(roomId, meta.id);
       log.info("recording started", { recording: meta.id, room: roomId });
       return meta;
     } catch (err) {
       this.active.delete(roomId);
       this.activeChanged();
+      if (slot) this.inWorker?.slotChanged(roomId, null);
       throw err;
     }
   }
@@ -264,6 +304,7 @@ export class Recordings {
     this.emptyHandlers.delete(roomId);
     room?.setRecording(null);
     const meta = await rec.stop(endedBy);
+    this.inWorker?.slotChanged(roomId, null);
     this.enqueue(meta.id);
     return meta;
   }

@@ -10,7 +10,7 @@ import type Koa from "koa";
 import { FILE_TYPES } from "./finalize.ts";
 import { parseRange } from "./range.ts";
 import { RecordingError, type Recordings } from "./Recordings.ts";
-import { BadNameError } from "./RecordingStore.ts";
+import { BadNameError, type RecordingMeta } from "./RecordingStore.ts";
 
 type Handler = (ctx: Koa.Context, params: string[]) => Promise<void>;
 type Route = { re: RegExp; methods: Record<string, Handler> };
@@ -28,7 +28,14 @@ function decode(segment: string): string {
   }
 }
 
-export function recordingsApi(recordings: Recordings): Koa.Middleware {
+/** Start, stop and current: this process's Recordings, or the media worker's that holds the room. */
+export interface RecordingRoutes {
+  start(room: string): Promise<unknown>;
+  stop(room: string): Promise<unknown>;
+  current(room: string): RecordingMeta | undefined | Promise<RecordingMeta | undefined>;
+}
+
+export function recordingsApi(recordings: Recordings, control: RecordingRoutes = recordings): Koa.Middleware {
   const { store } = recordings;
 
   const download: Handler = async (ctx, [id, name]) => {
@@ -63,14 +70,14 @@ export function recordingsApi(recordings: Recordings): Koa.Middleware {
       re: /^\/api\/rooms\/([^/]+)\/recording$/,
       methods: {
         GET: async (ctx, [room]) => {
-          ctx.body = { recording: recordings.current(room!) ?? null };
+          ctx.body = { recording: (await control.current(room!)) ?? null };
         },
         POST: async (ctx, [room]) => {
           ctx.status = 201;
-          ctx.body = await recordings.start(room!);
+          ctx.body = await control.start(room!);
         },
         DELETE: async (ctx, [room]) => {
-          ctx.body = await recordings.stop(room!);
+          ctx.body = await control.stop(room!);
         },
       },
     },

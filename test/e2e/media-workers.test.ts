@@ -3,10 +3,13 @@
 // other room's frames coming on time; a worker killed with SIGKILL ends only its rooms, whose
 // clients are told to reconnect and are back in a call within 10 s, while the other room goes on.
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../server/main.ts";
 import { closeAll, joinAll, longestGap, sleep, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
 import type { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
+import { api, download, startRecording, stopRecording, tempDir, waitUntilDone } from "../support/recordingApi.ts";
+import { colorsOf, decodeErrors, frameAt, gridColors } from "../support/recordingMedia.ts";
 
 /** CPU ms (user + system) of `pid` so far, from /proc. */
 function cpuMs(pid: number): number {
@@ -20,10 +23,12 @@ const fps = (p: SyntheticParticipant, from: number, to: number) => (p.frameTimes
 let server: RunningServer;
 let roomA: SyntheticParticipant[] = [];
 let roomB: SyntheticParticipant[] = [];
+let dir: string;
 
 beforeAll(async () => {
   process.env.MEDIA_WORKER_TEST_HOOKS = "1";
-  server = await startTestServer({ mediaWorkers: 2 });
+  dir = await tempDir("workers");
+  server = await startTestServer({ mediaWorkers: 2, recordingsDir: dir, maxRecordings: 1, recordingsMinFreeMb: 0 });
   roomA = await joinAll(server, "wa", ["p0", "p1"]);
   roomB = await joinAll(server, "wb", ["p2", "p3"]);
   await Promise.all([...roomA.map((p) => waitForTiles(p, ["p0", "p1"], 15_000)), ...roomB.map((p) => waitForTiles(p, ["p2", "p3"], 15_000))]);
@@ -33,6 +38,7 @@ afterAll(async () => {
   await closeAll([...roomA, ...roomB]);
   await server?.close();
   delete process.env.MEDIA_WORKER_TEST_HOOKS;
+  await fsp.rm(dir, { recursive: true, force: true });
 });
 
 describe("media workers", () => {
@@ -83,8 +89,28 @@ describe("media workers", () => {
     for (const p of roomB) expect(fps(p, t0 + 200, t1)).toBeGreaterThan(24);
   });
 
-  it("a killed worker's rooms are back within 10 s; the other room goes on", async () => {
+  it("records a room in its worker; MAX_RECORDINGS holds across workers; main post-processes", async () => {
+    const rec = await startRecording(server.url, "wb");
+    for (const p of roomB) await waitFor("recording notice", () => p.roomState?.recording?.id === rec.id, 5000);
+    // The other room is on the other worker, but the limit (1) is the server's.
+    const refused = await api(server.url, "POST", "/api/rooms/wa/recording");
+    expect(refused.status).toBe(429);
+    expect(refused.json.message).toMatch(/MAX_RECORDINGS=1/);
+    expect((await api(server.url, "GET", "/api/rooms/wb/recording")).json.recording.id).toBe(rec.id);
+    expect((await api(server.url, "GET", "/api/rooms/nowhere/recording")).json).toEqual({ recording: null });
+    expect((await api(server.url, "POST", "/api/rooms/nowhere/recording")).status).toBe(404);
+    await sleep(3000);
+    expect((await stopRecording(server.url, "wb")).status).toBe("pending");
+    const meta = await waitUntilDone(server.url, rec.id);
+    const webm = await download(server.url, rec.id, "recording.webm", dir);
+    expect(await decodeErrors(webm)).toBe("");
+    expect(gridColors(await frameAt(webm, (meta.duration ?? 2) / 2), 2)).toEqual(colorsOf(["p2", "p3"]));
+  }, 60_000);
+
+  it("a killed worker's rooms are back within 10 s; the other room goes on; its recording is finalized", async () => {
     const a = server.workers!.workerOf("wa")!;
+    const rec = await startRecording(server.url, "wa");
+    await sleep(2000);
     const t0 = performance.now();
     process.kill(a.pid!, "SIGKILL");
     // Its clients are told to reconnect (a page does so by itself after reconnectAfterMs)…
@@ -103,6 +129,10 @@ describe("media workers", () => {
     expect(back).toBeLessThan(10_000);
     // Room B never noticed.
     for (const p of roomB) expect(longestGap(p, t0, performance.now())).toBeLessThan(500);
+    // The recording it was making is closed out from what reached the disk, and post-processed.
+    const meta = await waitUntilDone(server.url, rec.id);
+    expect(meta.endedBy).toBe("crash");
+    expect(meta.duration).toBeGreaterThan(0.5);
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toMatch(new RegExp(`mcu_media_worker_exits_total\\{worker="${a.index}"\\} 1`));
   });
