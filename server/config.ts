@@ -274,7 +274,7 @@ function opusEngine(env: NodeJS.ProcessEnv): OpusEngine {
 }
 
 function mediaWorkers(env: NodeJS.ProcessEnv): number | "auto" {
-  const raw = (env.MEDIA_WORKERS || "0").trim().toLowerCase();
+  const raw = (env.MEDIA_WORKERS || "auto").trim().toLowerCase();
   if (raw === "auto") return "auto";
   if (!/^\d+$/.test(raw) || Number(raw) > 256) throw new ConfigError(`MEDIA_WORKERS must be auto or a number of workers 0-256 (0: rooms in the server's own process), got "${env.MEDIA_WORKERS}"`);
   return Number(raw);

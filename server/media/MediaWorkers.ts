@@ -151,15 +151,23 @@ class RelayedSession extends GuardedSession {
   protected async handle(msg: ClientMessage, raw: string | Buffer): Promise<void> {
     if (this.lost) throw new ProtocolError("not_joined", "this call's media worker stopped; reconnect");
     const text = typeof raw === "string" ? raw : raw.toString("utf8");
-    if (msg.type === "join" && this.joining) throw new ProtocolError("already_joined", "a join is already on its way; wait for its answer");
-    if (msg.type !== "join" || this.participantId) {
-      // Before any join the worker would say the same; after one, it answers (already_joined included).
+    if (msg.type !== "join") {
+      // Before any join the worker would say the same.
       if (!this.worker) throw new ProtocolError("not_joined", `"${msg.type}" before "join"`);
       this.worker.post({ t: "message", sid: this.sid, raw: text });
+      if (msg.type === "leave" && !this.joining) {
+        // Its seat is free once the worker acts on it, before any later join of this session.
+        this.participantId = undefined;
+        this.pool.ledger.release(this);
+      }
       return;
     }
-    await this.pool.routeJoin(this, msg.room, msg.token);
-    if (this.lost || this.participantId || this.joining) return; // redirected (false), or raced
+    // Every join passes main's checks: none reaches a worker any other way.
+    if (this.joining) throw new ProtocolError("already_joined", "a join is already on its way; wait for its answer");
+    if (this.participantId) throw new ProtocolError("already_joined", "already joined; send leave first");
+    if (!(await this.pool.routeJoin(this, msg.room, msg.token))) return; // sent to the room's node
+    if (this.lost) throw new ProtocolError("not_joined", "this call's media worker stopped; reconnect");
+    if (this.participantId || this.joining) throw new ProtocolError("already_joined", "already joined");
     try {
       this.pool.ledger.reserve(this, msg.room);
     } catch (err) {
@@ -190,8 +198,14 @@ class RelayedSession extends GuardedSession {
   }
 
   seat(participant: string | null): void {
-    this.participantId = participant ?? undefined;
-    if (!participant && !this.joining) this.pool.ledger.release(this);
+    if (participant) {
+      this.participantId = participant;
+      return;
+    }
+    // A seat lost (left, kicked, room ended); during a newer join, that join's reservation stays.
+    if (this.joining) return;
+    this.participantId = undefined;
+    this.pool.ledger.release(this);
   }
 
   private detachFrom(w: WorkerHandle, reason: CloseReason): void {

@@ -9,7 +9,8 @@ import { tempDir } from "../support/recordingApi.ts";
 export async function startBrowserTestServer(label: string, overrides: Partial<Config> = {}): Promise<RunningServer & { stop(): Promise<void> }> {
   await generateFixtures();
   const recordings = await tempDir(`${label}-recordings`);
-  const server = await startServer({ recordingsDir: recordings, port: 0, host: "127.0.0.1", logLevel: "warn", ...overrides });
+  // Rooms in this process unless a test asks for media workers (see test/support/call.ts).
+  const server = await startServer({ recordingsDir: recordings, port: 0, host: "127.0.0.1", logLevel: "warn", mediaWorkers: 0, ...overrides });
   return Object.assign(server, {
     async stop() {
       await server.close();

@@ -20,7 +20,7 @@ beforeAll(async () => {
   await generateFixtures();
   dir = await tempDir("h264-recordings");
   out = await tempDir("h264-downloads");
-  server = await startServer({ port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, videoCodecs: ["h264", "vp8"] });
+  server = await startServer({ port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, videoCodecs: ["h264", "vp8"], mediaWorkers: 0 });
 });
 afterAll(async () => {
   await server?.close();

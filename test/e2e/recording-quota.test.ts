@@ -16,7 +16,7 @@ let dir: string;
 beforeAll(async () => {
   await generateFixtures();
   dir = await tempDir("quota");
-  server = await startServer({ port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, maxRecordings: 1, recordingsMinFreeMb: 0 });
+  server = await startServer({ port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, maxRecordings: 1, recordingsMinFreeMb: 0, mediaWorkers: 0 });
 });
 
 afterAll(async () => {

@@ -31,7 +31,7 @@ beforeAll(async () => {
   dir = await tempDir("recordings");
   out = await tempDir("downloads");
   server = await startServer({
-    port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, redisUrl: REDIS_URL, queuePrefix: prefix, postprocessWorker: true,
+    port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, redisUrl: REDIS_URL, queuePrefix: prefix, postprocessWorker: true, mediaWorkers: 0,
   });
   events = new QueueEvents(QUEUE_NAME, { connection: { url: REDIS_URL }, prefix });
   events.on("progress", ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), Number(data)]));
@@ -293,7 +293,7 @@ describe("recording from the page, and who may", () => {
       await closeAll([p!]);
     }
     const locked = await startServer({
-      port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, clientRecording: false, apiToken: "s3cret",
+      port: 0, host: "127.0.0.1", logLevel: "warn", recordingsDir: dir, clientRecording: false, apiToken: "s3cret", mediaWorkers: 0,
     });
     const [q] = await joinAll(locked, "locked", ["p1"]);
     try {

@@ -9,7 +9,8 @@ import { startServerProcess, type ChildService } from "../support/serverProcess.
 
 let server: ChildService;
 beforeAll(async () => {
-  server = await startServerProcess({});
+  // One media worker: the room's process is the server's one Node child (its spawn host beside it).
+  server = await startServerProcess({ MEDIA_WORKERS: "1" });
 });
 afterAll(async () => {
   await server?.killGroup();
@@ -32,7 +33,11 @@ function childrenOf(pid: number): { pid: number; cmd: string[] }[] {
   return out;
 }
 
-const spawnHostOf = (pid: number) => childrenOf(pid).find((c) => c.cmd[1] === "-e");
+/** The spawn host of the room's process: the media worker's own (a media worker is a Node child that is not `-e`). */
+const spawnHostOf = (serverPid: number) => {
+  const worker = childrenOf(serverPid).find((c) => c.cmd[0]!.endsWith("node") && c.cmd[1] !== "-e");
+  return worker && childrenOf(worker.pid).find((c) => c.cmd[1] === "-e");
+};
 const ffmpegChildren = (hostPid: number) => childrenOf(hostPid).filter((c) => c.cmd[0]!.endsWith("ffmpeg"));
 
 describe("the server's spawn host", () => {
@@ -42,7 +47,7 @@ describe("the server's spawn host", () => {
     try {
       for (const p of ps) await waitForTiles(p, ids);
       const host = spawnHostOf(server.proc.pid!);
-      expect(host, "the server runs its ffmpeg children through a spawn host").toBeDefined();
+      expect(host, "the media worker runs its ffmpeg children through a spawn host").toBeDefined();
       const before = ffmpegChildren(host!.pid);
       // The two tile decoders at least (the composite encoder and the audio run in the server itself).
       expect(before.length).toBeGreaterThanOrEqual(2);

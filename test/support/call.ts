@@ -9,9 +9,14 @@ import { closestColor, meanRgb, type Rgb } from "./pixels.ts";
 import { SyntheticParticipant, VIEW_H, VIEW_W, type SyntheticOptions } from "./SyntheticParticipant.ts";
 import { toneLevelsDb } from "./tones.ts";
 
+/**
+ * A server in this process. Its rooms stay in this process too (mediaWorkers 0), so a test can read
+ * server.rooms and the metrics directly; media workers (the product's default) are tested where
+ * they are asked for (media-workers.test.ts) and in every test that starts a server process.
+ */
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
   await generateFixtures();
-  return startServer({ port: 0, host: "127.0.0.1", logLevel: (process.env.LOG_LEVEL as "info") ?? "warn", ...overrides });
+  return startServer({ port: 0, host: "127.0.0.1", logLevel: (process.env.LOG_LEVEL as "info") ?? "warn", mediaWorkers: 0, ...overrides });
 }
 
 export async function joinAll(

@@ -45,7 +45,7 @@ describe("loadConfig defaults", () => {
       ffmpegSpawn: "host",
       opusEngine: "inprocess",
       videoEngine: "library",
-      mediaWorkers: 0,
+      mediaWorkers: "auto",
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
       maxParticipants: 16,
