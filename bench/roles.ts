@@ -5,6 +5,9 @@ export function serverRole(root: number) {
   return (pid: number, argv: string[]): string => {
     const a = argv.join(" ");
     if (pid === root) return "node";
+    // Rooms in media workers (MEDIA_WORKERS): their Node processes, and each one's spawn host.
+    if (a.includes("media/worker.ts") || a.includes("media-worker.js")) return "node (media workers)";
+    if (argv[1] === "-e") return "spawn hosts";
     // An encoder reads Matroska (raw canvases with timestamps); the recorder writes it.
     const rung = a.includes("-vf scale=") ? " (lower rung)" : "";
     if (a.includes("libvpx") && a.includes("-enc_time_base")) return `vp8 encoder${rung}`;
