@@ -14,7 +14,7 @@ import { logger } from "../../telemetry/log.ts";
 import { addCollector, metrics } from "../../telemetry/metrics.ts";
 import { AdmissionError, KeyedQuota } from "../admission.ts";
 import type { Cluster, LocalState } from "../cluster/Cluster.ts";
-import type { Config } from "../config.ts";
+import { ConfigError, type Config } from "../config.ts";
 import type { CloseReason } from "../Participant.ts";
 import { ProtocolError, type ClientMessage, type ServerMessage } from "../protocol.ts";
 import type { Revocations } from "../revocations.ts";
@@ -278,6 +278,10 @@ export class MediaWorkers {
     private readonly recordingHooks: RecordingHooks,
     private readonly cluster?: Cluster,
   ) {
+    const range = config.rtcPortRange;
+    if (range && range[1] - range[0] + 1 < count * 2) {
+      throw new ConfigError(`RTC_PORT_RANGE has ${range[1] - range[0] + 1} ports: too few to split between ${count} media workers (set MEDIA_WORKERS lower, or widen the range)`);
+    }
     this.workers = Array.from({ length: count }, (_, i) => new WorkerHandle(i));
     this.ledger = new SeatLedger(config, (room) => this.roomWorker.has(room), () => this.roomWorker.size);
     this.stopCollecting = addCollector(() => this.collect());
