@@ -38,9 +38,17 @@ export class LoadMonitor extends EventEmitter<{ level: [number] }> {
   private readonly children = new Map<number, number>();
   last: LoadSample = { cpuCores: 0, loopLagMs: 0, tickLateMs: 0 };
 
-  constructor(cpuBudgetFraction: number, private readonly cores = os.availableParallelism()) {
+  /** A media worker's: the server's CPU as main last summed it, and when. */
+  private server: { cores: number; at: number } | undefined;
+
+  constructor(
+    cpuBudgetFraction: number,
+    private readonly cores = os.availableParallelism(),
+    /** The share of the server this process is (a media worker: 1 / workers); the budget stays the server's. */
+    share = 1,
+  ) {
     super();
-    this.policy = new OverloadPolicy(cpuBudgetFraction * cores, performance.now());
+    this.policy = new OverloadPolicy(cpuBudgetFraction * cores, performance.now(), share);
     this.lag.enable();
     this.timer = setInterval(() => this.sample(), LOAD_SAMPLE_MS);
     this.timer.unref();
@@ -49,6 +57,11 @@ export class LoadMonitor extends EventEmitter<{ level: [number] }> {
 
   get level(): number {
     return this.policy.level;
+  }
+
+  /** The whole server's CPU (main sums its workers'), which a worker's CPU budget is held to. */
+  setServerCpu(cores: number): void {
+    this.server = { cores, at: performance.now() };
   }
 
   private treeCpuMs(): number {
@@ -78,6 +91,8 @@ export class LoadMonitor extends EventEmitter<{ level: [number] }> {
       loopLagMs: Math.max(0, this.lag.mean / 1e6 - LAG_RESOLUTION_MS),
       tickLateMs: takeTickLateness().p90,
     };
+    // A media worker holds the server's CPU to the budget, as long as main's sum is fresh.
+    if (this.server && now - this.server.at < 4 * LOAD_SAMPLE_MS) s.serverCpuCores = Math.max(this.server.cores, s.cpuCores);
     this.lag.reset();
     this.last = s;
     metrics.loadCpuCores.set(Math.round(s.cpuCores * 1000) / 1000);
@@ -89,7 +104,7 @@ export class LoadMonitor extends EventEmitter<{ level: [number] }> {
     metrics.overloadLevel.set(level);
     metrics.overloadSteps.inc({ direction: level > from ? "up" : "down", to: String(level) });
     const r = (x: number) => Math.round(x * 100) / 100;
-    const how = { from, to: level, cpuCores: r(s.cpuCores), budgetCores: r(this.policy.cpuBudget), loopLagMs: Math.round(s.loopLagMs), tickLateMs: Math.round(s.tickLateMs), cores: this.cores };
+    const how = { from, to: level, cpuCores: r(s.cpuCores), ...(s.serverCpuCores !== undefined ? { serverCpuCores: r(s.serverCpuCores) } : {}), budgetCores: r(this.policy.cpuBudget), loopLagMs: Math.round(s.loopLagMs), tickLateMs: Math.round(s.tickLateMs), cores: this.cores };
     if (level > from) log.warn(`overloaded (${this.policy.lastCause}): level ${level}`, how);
     else log.info(`load eased: level ${level}`, how);
     this.emit("level", level);

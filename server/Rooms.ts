@@ -32,6 +32,8 @@ export class Rooms {
     private readonly config: Config,
     /** Several nodes (REDIS_URL + NODE_URL): where rooms are placed, and told when one closes here. */
     readonly cluster?: Cluster,
+    /** The share of the server these rooms are (a media worker's: 1 / workers), for the overload policy. */
+    loadShare = 1,
   ) {
     this.joinsByAddress = new KeyedQuota(() => config.maxJoinsPerIp);
     this.decode = new DecodeBudgets(config.decode, config.decodeAddressPixelsPerSecond, config.decodeServerPixelsPerSecond);
@@ -48,7 +50,7 @@ export class Rooms {
       for (const [output, ms] of worst) metrics.outputSendJitter.set(Math.round(ms * 10) / 10, { output });
     });
     // The overload policy: level 1 refuses joins here, levels 2 and 3 lower every composite's frame rate.
-    this.load = new LoadMonitor(config.overloadCpu);
+    this.load = new LoadMonitor(config.overloadCpu, undefined, loadShare);
     this.load.on("level", () => {
       for (const r of this.rooms.values()) r.setFrameRate(this.fpsCap);
     });

@@ -32,6 +32,11 @@ export interface LoadSample {
   loopLagMs: number;
   /** How late media ticks fired, 90th percentile over the sample, ms. */
   tickLateMs: number;
+  /**
+   * A media worker's: the whole server's CPU (every worker's tree and main), which the CPU budget
+   * is held to; `cpuCores` is then the worker's own, which says whether its lateness is its own doing.
+   */
+  serverCpuCores?: number;
 }
 
 export type OverloadCause = "cpu" | "loop_lag" | "tick_late";
@@ -48,6 +53,8 @@ export class OverloadPolicy {
     /** Cores the tree may use before it is over budget (OVERLOAD_CPU × the machine's cores). */
     private cpuBudgetCores: number,
     now: number,
+    /** The share of the server this policy is for (a media worker: 1 / workers). */
+    private readonly share = 1,
   ) {
     this.calmSince = now;
   }
@@ -58,18 +65,19 @@ export class OverloadPolicy {
 
   /** Why `s` is over budget, or undefined when it is not. */
   overBy(s: LoadSample): OverloadCause | undefined {
-    if (s.cpuCores > this.cpuBudgetCores) return "cpu";
+    if ((s.serverCpuCores ?? s.cpuCores) > this.cpuBudgetCores) return "cpu";
     // Lateness while the server itself uses little CPU is not its work outgrowing the machine: a
     // stall (a synchronous call of whoever shares the process) or other programs taking the cores,
     // which shedding our own media would not mend (NODE_MAX_CPU keeps a busy machine's node from new rooms).
-    if (s.cpuCores < BUSY_SHARE * this.cpuBudgetCores) return undefined;
+    // (A media worker: late while using little of its own share of the budget.)
+    if (s.cpuCores < BUSY_SHARE * this.cpuBudgetCores * this.share) return undefined;
     if (s.loopLagMs > MAX_LOOP_LAG_MS) return "loop_lag";
     if (s.tickLateMs > MAX_TICK_LATE_MS) return "tick_late";
     return undefined;
   }
 
   private calm(s: LoadSample): boolean {
-    return s.cpuCores < 0.8 * this.cpuBudgetCores && s.loopLagMs < MAX_LOOP_LAG_MS / 2 && s.tickLateMs < MAX_TICK_LATE_MS / 2;
+    return (s.serverCpuCores ?? s.cpuCores) < 0.8 * this.cpuBudgetCores && s.loopLagMs < MAX_LOOP_LAG_MS / 2 && s.tickLateMs < MAX_TICK_LATE_MS / 2;
   }
 
   /** One sample; returns the new level when it changed. */

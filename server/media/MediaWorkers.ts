@@ -22,6 +22,7 @@ import { RecordingError } from "../recordings/Recordings.ts";
 import type { RecordingMeta } from "../recordings/RecordingStore.ts";
 import { roomsRoute, type ApiReply } from "../roomsApi.ts";
 import { checkJoinToken, GuardedSession, placeJoin, type SessionFactory } from "../signaling/session.ts";
+import { LOAD_SAMPLE_MS } from "../overload.ts";
 import { portableConfig, WorkerCallError, type MainToWorker, type WorkerCall, type WorkerLoad, type WorkerToMain } from "./channel.ts";
 
 const log = logger("media-workers");
@@ -267,6 +268,9 @@ export class MediaWorkers {
   private closing = false;
   readonly ledger: SeatLedger;
   private readonly stopCollecting: () => void;
+  private readonly loadTimer: NodeJS.Timeout;
+  private lastCpu = process.cpuUsage();
+  private lastCpuAt = performance.now();
   /** MAX_RECORDINGS across workers: each recording's slot, its worker and (once started) its id. */
   private readonly recordingSlots = new Map<string, { w: WorkerHandle; id: string | null }>();
 
@@ -285,6 +289,8 @@ export class MediaWorkers {
     this.workers = Array.from({ length: count }, (_, i) => new WorkerHandle(i));
     this.ledger = new SeatLedger(config, (room) => this.roomWorker.has(room), () => this.roomWorker.size);
     this.stopCollecting = addCollector(() => this.collect());
+    this.loadTimer = setInterval(() => this.shareLoad(), LOAD_SAMPLE_MS);
+    this.loadTimer.unref();
     for (const w of this.workers) this.start(w);
   }
 
@@ -312,8 +318,6 @@ export class MediaWorkers {
     const share = this.workers.length;
     const config: Config = {
       ...portableConfig(this.config),
-      // Each worker is held to its share of the machine: K's overload policy applies per worker.
-      overloadCpu: this.config.overloadCpu / share,
       decodeServerPixelsPerSecond: Math.max(1, Math.floor(this.config.decodeServerPixelsPerSecond / share)),
       rtcPortRange: portSlice(this.config.rtcPortRange, w.index, share),
     };
@@ -322,7 +326,7 @@ export class MediaWorkers {
     proc.on("exit", (code, signal) => this.onExit(w, proc, code, signal));
     proc.on("error", (err) => log.error("media worker process error", { index: w.index, error: err.message }));
     const node = this.cluster ? { id: this.cluster.self.id, boot: this.cluster.self.boot, cluster: this.config.clusterPrefix } : undefined;
-    proc.send({ t: "init", index: w.index, config, node } satisfies MainToWorker);
+    proc.send({ t: "init", index: w.index, workers: share, config, node } satisfies MainToWorker);
   }
 
   private onMessage(w: WorkerHandle, m: WorkerToMain): void {
@@ -567,6 +571,20 @@ export class MediaWorkers {
     };
   }
 
+  /**
+   * The overload budget is the server's, not a worker's share of it (one worker may use more than
+   * its share while another idles): every worker hears the server's CPU, its workers' and main's.
+   */
+  private shareLoad(): void {
+    const now = performance.now();
+    const own = process.cpuUsage(this.lastCpu);
+    const mainCores = (own.user + own.system) / 1000 / Math.max(1, now - this.lastCpuAt);
+    this.lastCpu = process.cpuUsage();
+    this.lastCpuAt = now;
+    const cpuCores = this.workers.reduce((n, w) => n + (w.load?.cpuCores ?? 0), mainCores);
+    for (const w of this.workers) if (w.ready) w.post({ t: "serverLoad", cpuCores });
+  }
+
   private collect(): void {
     for (const w of this.workers) {
       const worker = String(w.index);
@@ -587,6 +605,7 @@ export class MediaWorkers {
   async close(): Promise<void> {
     this.closing = true;
     this.stopCollecting();
+    clearInterval(this.loadTimer);
     for (const c of this.calls.values()) {
       clearTimeout(c.timer);
       c.reject(new WorkerCallError(503, "shutting_down", "the server is shutting down"));

@@ -22,7 +22,10 @@ export type WorkerCall =
   | { op: "spin"; ms: number };
 
 export type MainToWorker =
-  | { t: "init"; index: number; config: Config; node?: RecordingMeta["node"] }
+  /** `workers`: how many there are (each is 1 / workers of the server, for its overload policy). */
+  | { t: "init"; index: number; workers: number; config: Config; node?: RecordingMeta["node"] }
+  /** The whole server's CPU, in cores, summed by main every LOAD_SAMPLE_MS (the overload budget is the server's). */
+  | { t: "serverLoad"; cpuCores: number }
   /** The answer to a worker's `ask`. */
   | { t: "answer"; id: number; refused?: string }
   | { t: "open"; sid: number; address: string }

@@ -40,9 +40,10 @@ class MediaWorker {
   constructor(
     private readonly config: Config,
     private readonly index: number,
+    workers: number,
     node: RecordingMeta["node"] | undefined,
   ) {
-    this.rooms = new Rooms(config);
+    this.rooms = new Rooms(config, undefined, 1 / workers);
     this.recordings = new Recordings(this.rooms, config, undefined, {
       acquireSlot: (room) =>
         new Promise((resolve) => {
@@ -114,6 +115,9 @@ class MediaWorker {
           },
         );
         return;
+      case "serverLoad":
+        this.rooms.load.setServerCpu(m.cpuCores);
+        return;
       case "answer":
         this.asks.get(m.id)?.(m.refused);
         this.asks.delete(m.id);
@@ -170,7 +174,7 @@ export function runMediaWorker(): void {
       killFfmpegOnExit();
       watchRejections();
       setFfmpegSpawning(config.ffmpegSpawn);
-      const w = new MediaWorker(config, m.index, m.node);
+      const w = new MediaWorker(config, m.index, m.workers, m.node);
       worker = w;
       void w.init().then(
         () => {

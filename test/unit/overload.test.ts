@@ -51,6 +51,23 @@ describe("the overload policy", () => {
     expect(run(stalled, { cpuCores: 0.15, loopLagMs: 270, tickLateMs: 430 }, 0, 20_000).levels).toEqual([]);
   });
 
+  it("a media worker: the server's CPU against the server's budget; its own lateness counts once it uses its share", () => {
+    // Two workers on 2 cores (budget 1.7): one uses 0.95 of a core, beyond "its half", while the
+    // server is at 1.4: not over budget (in one process the same load would not be either).
+    const uneven = new OverloadPolicy(1.7, 0, 1 / 2);
+    expect(run(uneven, { cpuCores: 0.95, serverCpuCores: 1.4, loopLagMs: 5, tickLateMs: 3 }, 0, 20_000).levels).toEqual([]);
+    // The server over budget: every worker steps up, whatever its own share.
+    const server = new OverloadPolicy(1.7, 0, 1 / 2);
+    expect(run(server, { cpuCores: 0.3, serverCpuCores: 1.9, loopLagMs: 5, tickLateMs: 3 }, 0, 5000).levels).toEqual([1]);
+    expect(server.lastCause).toBe("cpu");
+    // Its own loop late while it works (over half of its share): its overload, though the server has room.
+    const saturated = new OverloadPolicy(1.7, 0, 1 / 2);
+    expect(run(saturated, { cpuCores: 0.6, serverCpuCores: 0.9, loopLagMs: 80, tickLateMs: 90 }, 0, 5000).levels).toEqual([1]);
+    // Late while it does little itself: a stall beside it, not its work.
+    const idle = new OverloadPolicy(1.7, 0, 1 / 2);
+    expect(run(idle, { cpuCores: 0.2, serverCpuCores: 1.2, loopLagMs: 80, tickLateMs: 90 }, 0, 20_000).levels).toEqual([]);
+  });
+
   it("comes back down by itself, one level per 10 s of calm", () => {
     const p = new OverloadPolicy(1.7, 0);
     let { t } = run(p, hot, 0, 12_000);
