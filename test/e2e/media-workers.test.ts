@@ -1,11 +1,13 @@
 // Rooms on media workers (MEDIA_WORKERS=2): two rooms land on two worker processes, each room's
 // media CPU on its own process; one worker saturated on purpose (a busy loop, test hook) leaves the
 // other room's frames coming on time; a worker killed with SIGKILL ends only its rooms, whose
-// clients are told to reconnect and are back in a call within 10 s, while the other room goes on.
+// clients are told to reconnect and are back in a call within 10 s, while the other room goes on;
+// recording in a worker under the server-wide MAX_RECORDINGS; and both rooms on a busy machine.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../server/main.ts";
+import { startLoad } from "../support/loadHarness.ts";
 import { closeAll, joinAll, longestGap, sleep, startTestServer, waitFor, waitForTiles } from "../support/call.ts";
 import type { SyntheticParticipant } from "../support/SyntheticParticipant.ts";
 import { api, download, startRecording, stopRecording, tempDir, waitUntilDone } from "../support/recordingApi.ts";
@@ -136,4 +138,28 @@ describe("media workers", () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toMatch(new RegExp(`mcu_media_worker_exits_total\\{worker="${a.index}"\\} 1`));
   });
+
+  it("on a busy machine (spinners on every core) both rooms keep their sound and a moving picture, nothing skipped", async () => {
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+    const skipped0 = await metric("mcu_audio_ticks_skipped_total");
+    const load = startLoad();
+    try {
+      await sleep(2000);
+      const t0 = performance.now();
+      await sleep(8000);
+      const t1 = performance.now();
+      const everyone = [...roomA, ...roomB];
+      const audio = everyone.map((p) => (p.audioPacketTimes.filter((t) => t >= t0 && t < t1).length * 1000) / (t1 - t0));
+      const video = everyone.map((p) => fps(p, t0, t1));
+      if (process.env.DEBUG_TEST) console.log({ audio, video, gaps: everyone.map((p) => longestGap(p, t0, t1)) });
+      // Sound is never skipped: 50 packets a second to every listener of both rooms.
+      for (const pps of audio) expect(pps).toBeGreaterThan(47);
+      // The picture may be lowered on purpose (the overload policy: 20, then 15 fps), never stopped.
+      for (const f of video) expect(f).toBeGreaterThan(12);
+      for (const p of everyone) expect(longestGap(p, t0, t1)).toBeLessThan(1000);
+      expect(await metric("mcu_audio_ticks_skipped_total")).toBe(skipped0);
+    } finally {
+      await load.stop();
+    }
+  }, 30_000);
 });
