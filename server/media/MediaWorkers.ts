@@ -597,11 +597,6 @@ export class MediaWorkers {
     }
   }
 
-  /** Tells every client first (as a shutdown does), then ends the workers. */
-  notifyShutdown(reconnectAfterMs: number): void {
-    for (const w of this.workers) w.post({ t: "shutdown", reconnectAfterMs });
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     this.stopCollecting();

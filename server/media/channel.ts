@@ -32,7 +32,6 @@ export type MainToWorker =
   /** `join`: the worker answers with `joinDone` once it has acted on it (main's reservation ends then). */
   | { t: "message"; sid: number; raw: string; join?: boolean }
   | { t: "close"; sid: number; reason: CloseReason }
-  | { t: "shutdown"; reconnectAfterMs: number }
   | { t: "call"; id: number; call: WorkerCall };
 
 /** A worker's load, every LOAD_SAMPLE_MS: what placement, /metrics and the heartbeat read. */

@@ -101,9 +101,6 @@ class MediaWorker {
         h.chain = h.chain.then(() => h.session.leave(m.reason));
         return;
       }
-      case "shutdown":
-        for (const h of this.sessions.values()) h.session.notifyShutdown(m.reconnectAfterMs);
-        return;
       case "call":
         void this.call(m.call).then(
           (value) => post({ t: "reply", id: m.id, ok: true, value }),
