@@ -16,8 +16,9 @@ class Metric {
   private readonly values = new Map<string, number>();
   private readonly m: Counter<string> | Gauge<string>;
 
-  constructor(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = []) {
-    const o = { name, help, labelNames, registers: [registry] };
+  constructor(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = [], aggregator?: "max") {
+    // Summed over media workers in /metrics, except where a sum means nothing (a level, a delay): the worst.
+    const o = { name, help, labelNames, registers: [registry], ...(aggregator ? { aggregator } : {}) };
     this.m = type === "counter" ? new Counter(o) : new Gauge(o);
   }
 
@@ -46,8 +47,8 @@ class Metric {
   }
 }
 
-function metric(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = []): Metric {
-  return new Metric(name, help, type, labelNames);
+function metric(name: string, help: string, type: "counter" | "gauge", labelNames: string[] = [], aggregator?: "max"): Metric {
+  return new Metric(name, help, type, labelNames, aggregator);
 }
 
 function histogram(name: string, help: string, buckets: number[]): Histogram<string> {
@@ -90,11 +91,11 @@ export const metrics = {
   udpSocketsClosedIdle: metric("mcu_udp_sockets_closed_idle_total", "ICE sockets closed after their connection selected a pair on another and they carried nothing for 10 s (other interfaces, the other address family)", "counter"),
   iceCandidatesApplied: metric("mcu_ice_candidates_applied_total", "Trickled ICE candidates given to the peer, by when they came (before_offer: kept until the offer was applied)", "counter", ["when"]),
   iceCandidatesSkipped: metric("mcu_ice_candidates_skipped_total", "Trickled ICE candidates not used, by reason (mdns, rejected, too_many)", "counter", ["reason"]),
-  overloadLevel: metric("mcu_overload_level", "What the server gives up to its load now: 0 normal, 1 no new rooms or participants (server_busy), 2 composite at 20 fps, 3 at 15 fps", "gauge"),
+  overloadLevel: metric("mcu_overload_level", "What the server gives up to its load now: 0 normal, 1 no new rooms or participants (server_busy), 2 composite at 20 fps, 3 at 15 fps (media workers: the highest of theirs)", "gauge", [], "max"),
   overloadSteps: metric("mcu_overload_steps_total", "Changes of the overload level, by direction and the level reached", "counter", ["direction", "to"]),
   loadCpuCores: metric("mcu_load_cpu_cores", "CPU of the server's process tree (itself, spawn host, ffmpeg children) over the last sample, in cores", "gauge"),
-  loadLoopLagMs: metric("mcu_load_event_loop_lag_ms", "Event-loop delay, mean over the last sample", "gauge"),
-  loadTickLateMs: metric("mcu_load_tick_lateness_ms", "How late media ticks fired, 90th percentile over the last sample", "gauge"),
+  loadLoopLagMs: metric("mcu_load_event_loop_lag_ms", "Event-loop delay, mean over the last sample (media workers: the worst)", "gauge", [], "max"),
+  loadTickLateMs: metric("mcu_load_tick_lateness_ms", "How late media ticks fired, 90th percentile over the last sample (media workers: the worst)", "gauge", [], "max"),
   busyRefusals: metric("mcu_busy_refusals_total", "Joins refused because the server is overloaded (server_busy)", "counter"),
   recordingsActive: metric("mcu_recordings_active", "Rooms being recorded", "gauge"),
   recorderDrops: metric("mcu_recorder_dropped_writes_total", "Media a backed-up recorder pipe could not take", "counter"),
