@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { Restarts } from "../../mixer/restarts.ts";
 import { logger } from "../../telemetry/log.ts";
 import { addCollector, metrics } from "../../telemetry/metrics.ts";
-import { AdmissionError, KeyedQuota } from "../admission.ts";
+import { AdmissionError } from "../admission.ts";
 import type { Cluster, LocalState } from "../cluster/Cluster.ts";
 import { ConfigError, type Config } from "../config.ts";
 import type { CloseReason } from "../Participant.ts";
@@ -23,6 +23,7 @@ import type { RecordingMeta } from "../recordings/RecordingStore.ts";
 import { roomsRoute, type ApiReply } from "../roomsApi.ts";
 import { checkJoinToken, GuardedSession, placeJoin, type SessionFactory } from "../signaling/session.ts";
 import { LOAD_SAMPLE_MS } from "../overload.ts";
+import { SeatLedger } from "./SeatLedger.ts";
 import { portableConfig, WorkerCallError, type MainToWorker, type WorkerCall, type WorkerLoad, type WorkerToMain } from "./channel.ts";
 
 const log = logger("media-workers");
@@ -83,49 +84,6 @@ class WorkerHandle {
 
   get busy(): boolean {
     return (this.load?.level ?? 0) >= 1;
-  }
-}
-
-/** Seats and reservations across workers, for the caps that hold server-wide (Rooms checks them per worker). */
-class SeatLedger {
-  /** Per session: its room and address, seated or reserved (a join on its way to a worker). */
-  private readonly seats = new Map<RelayedSession, { room: string; address: string; release: () => void }>();
-  private readonly joins: KeyedQuota;
-
-  constructor(
-    private readonly config: Config,
-    /** Whether a room is open (or placed) on some worker, and how many are. */
-    private readonly roomOpen: (room: string) => boolean,
-    private readonly openRooms: () => number,
-  ) {
-    this.joins = new KeyedQuota(() => config.maxJoinsPerIp);
-  }
-
-  /** Reserves a seat for `s` in `room`, or throws the AdmissionError Rooms.join would. */
-  reserve(s: RelayedSession, room: string): void {
-    const c = this.config;
-    this.release(s);
-    if (this.seats.size >= c.maxParticipantsTotal) throw new AdmissionError("server_full", `the server is full (${c.maxParticipantsTotal} participants)`);
-    const mine = new Set<string>();
-    for (const v of this.seats.values()) if (v.address === s.address) mine.add(v.room);
-    if (!mine.has(room) && mine.size >= c.maxRoomsPerIp) {
-      throw new AdmissionError("too_many_joins", `one address may be in at most ${c.maxRoomsPerIp} rooms at once (MAX_ROOMS_PER_IP)`);
-    }
-    if (!this.roomOpen(room) && this.openRooms() >= c.maxRooms) throw new AdmissionError("server_full", `the server has its maximum of ${c.maxRooms} rooms`);
-    const release = this.joins.take(s.address);
-    if (!release) throw new AdmissionError("too_many_joins", `one address may hold at most ${c.maxJoinsPerIp} participants at once (MAX_JOINS_PER_IP)`);
-    this.seats.set(s, { room, address: s.address, release });
-  }
-
-  release(s: RelayedSession): void {
-    const v = this.seats.get(s);
-    if (!v) return;
-    v.release();
-    this.seats.delete(s);
-  }
-
-  get participants(): number {
-    return this.seats.size;
   }
 }
 
@@ -266,7 +224,7 @@ export class MediaWorkers {
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   private nextCall = 1;
   private closing = false;
-  readonly ledger: SeatLedger;
+  readonly ledger: SeatLedger<RelayedSession>;
   private readonly stopCollecting: () => void;
   private readonly loadTimer: NodeJS.Timeout;
   private lastCpu = process.cpuUsage();
