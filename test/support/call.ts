@@ -102,6 +102,20 @@ export function longestGap(p: SyntheticParticipant, since: number, until = perfo
   return gap;
 }
 
+/** Composite frames a second `p` received over the windows `ws` together. */
+export function windowsFps(p: SyntheticParticipant, ws: { t0: number; t1: number }[]): number {
+  const frames = ws.reduce((a, w) => a + p.frameTimes.filter((t) => t >= w.t0 && t <= w.t1).length, 0);
+  return frames / ws.reduce((a, w) => a + (w.t1 - w.t0) / 1000, 0);
+}
+
+/**
+ * The frame rate an attack must leave a call: 27 fps, or within 2 fps of what the same call got
+ * without the attack (the windows between the attack's), whichever is lower. An absolute floor
+ * alone measured the machine: on 2026-12-03 this one gave calls 25–27 fps under these tests with
+ * the code of before that day too (d8408fb), the steal time of its host included.
+ */
+export const attackedFpsFloor = (baseFps: number) => Math.min(27, baseFps - 2);
+
 export async function closeAll(ps: SyntheticParticipant[]): Promise<void> {
   await Promise.all(ps.map((p) => p.close()));
 }
