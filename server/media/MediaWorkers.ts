@@ -67,7 +67,8 @@ class WorkerHandle {
   placedSinceSample = 0;
   /** Rooms placed here not yet in its report, and when (a join refused there never shows up). */
   readonly placedRooms = new Map<string, number>();
-  readonly sessions = new Set<RelayedSession>();
+  /** The sessions relayed here, by their id on the channel. */
+  readonly sessions = new Map<number, RelayedSession>();
   readonly restarts = new Restarts();
   starts = 0;
 
@@ -143,7 +144,7 @@ class RelayedSession extends GuardedSession {
     if (this.worker !== target) {
       if (this.worker) this.detachFrom(this.worker, "left");
       this.worker = target;
-      target.sessions.add(this);
+      target.sessions.set(this.sid, this);
       target.post({ t: "open", sid: this.sid, address: this.address });
     }
     this.joining = true;
@@ -168,7 +169,7 @@ class RelayedSession extends GuardedSession {
   }
 
   private detachFrom(w: WorkerHandle, reason: CloseReason): void {
-    w.sessions.delete(this);
+    w.sessions.delete(this.sid);
     w.post({ t: "close", sid: this.sid, reason });
   }
 
@@ -341,8 +342,7 @@ export class MediaWorkers {
   }
 
   private session(w: WorkerHandle, sid: number): RelayedSession | undefined {
-    for (const s of w.sessions) if (s.sid === sid) return s;
-    return undefined;
+    return w.sessions.get(sid);
   }
 
   private forget(room: string): void {
@@ -356,7 +356,7 @@ export class MediaWorkers {
     w.ready = false;
     w.load = undefined;
     if (this.closing) return;
-    const lost = [...w.sessions];
+    const lost = [...w.sessions.values()];
     w.sessions.clear();
     w.placedRooms.clear();
     const rooms = [...this.roomWorker].filter(([, o]) => o === w).map(([r]) => r);
