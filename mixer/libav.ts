@@ -27,6 +27,12 @@ export interface OpenedEncoder {
   ctx: CodecContext;
   frame: Frame;
   packet: Packet;
+  /**
+   * avcodec_open2 on the threadpool (libvpx and x264 take 50–300 ms to open a 720p encoder, which
+   * on the event loop held every room of the process). encodeFrame waits for it; a failed open
+   * rejects there, and closeEncoder frees only after it settles.
+   */
+  opened: Promise<void>;
 }
 
 /** A yuv420p frame of w×h with its own buffers. */
@@ -53,7 +59,10 @@ export interface EncoderOpen {
   level?: number;
 }
 
-/** Opens an encoder; throws (naming the option) when the codec refuses one of `options`. */
+/**
+ * An encoder whose options are checked now (throws, naming the option, when the codec refuses one
+ * of `options`) and which opens on the threadpool (`opened`).
+ */
 export function openEncoder(o: EncoderOpen): OpenedEncoder {
   const codec = Codec.findEncoderByName(o.name as FFEncoderCodec);
   if (!codec) throw new Error(`this FFmpeg build has no ${o.name} encoder`);
@@ -80,14 +89,14 @@ export function openEncoder(o: EncoderOpen): OpenedEncoder {
       throw new Error(`${o.name} refused option ${k}=${v}: ${new FFmpegError(r).message}`);
     }
   }
-  const r = ctx.open2Sync(codec, null);
-  if (r < 0) {
-    ctx.freeContext();
-    throw new Error(`${o.name} did not open: ${new FFmpegError(r).message}`);
-  }
+  const opened = ctx.open2(codec, null).then((r) => {
+    if (r < 0) throw new Error(`${o.name} did not open: ${new FFmpegError(r).message}`);
+  });
+  // Its failure is the first encodeFrame's error (and a restart of the rung), not an unhandled one.
+  opened.catch(() => {});
   const packet = new Packet();
   packet.alloc();
-  return { ctx, frame: videoFrame(o.width, o.height), packet };
+  return { ctx, frame: videoFrame(o.width, o.height), packet, opened };
 }
 
 export interface EncodedPacket {
@@ -102,6 +111,7 @@ export interface EncodedPacket {
  * gives back at once (one per frame with these settings: no lookahead, no B-frames).
  */
 export async function encodeFrame(e: OpenedEncoder, frame: Frame, keyframe: boolean): Promise<EncodedPacket[]> {
+  await e.opened;
   frame.pictType = keyframe ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
   const sent = await e.ctx.sendFrame(frame);
   if (sent < 0 && sent !== AVERROR_EAGAIN) throw new Error(`encode failed: ${new FFmpegError(sent).message}`);
@@ -119,10 +129,14 @@ export async function encodeFrame(e: OpenedEncoder, frame: Frame, keyframe: bool
   return out;
 }
 
+/** Frees the encoder once its open has settled (never under an open still on the threadpool). */
 export function closeEncoder(e: OpenedEncoder): void {
-  e.packet.free();
-  e.frame.free();
-  e.ctx.freeContext();
+  const free = () => {
+    e.packet.free();
+    e.frame.free();
+    e.ctx.freeContext();
+  };
+  e.opened.then(free, free);
 }
 
 /** A scaler from w×h yuv420p to the rung's size (fast bilinear, as the children's `scale` filter). */
