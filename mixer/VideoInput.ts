@@ -98,6 +98,10 @@ export class VideoInput {
       this.pending = undefined;
     }
     if (dec !== this.active) return;
+    if (!this.latest) {
+      const now = performance.now();
+      log.debug("camera's first tile", { participant: this.participantId, msSinceFirstPacket: Math.round(now - this.firstRtpAt), msSinceFirstKeyframe: this.firstKeyframeAt ? Math.round(now - this.firstKeyframeAt) : null });
+    }
     this.latest = { data, width: dec.width, height: dec.height, at: performance.now(), seq: ++this.seq };
   }
 
@@ -105,6 +109,7 @@ export class VideoInput {
     if (this.closed) return;
     if (!this.lastRtpAt) {
       this.lastRtpAt = performance.now();
+      this.firstRtpAt = this.lastRtpAt;
       this.gate = this.makeGate?.();
       this.startDecoder("first video"); // the first packet of a camera starts its decoder
     }
@@ -113,6 +118,7 @@ export class VideoInput {
     if (out.dropped) metrics.videoFramesDropped.inc({}, out.dropped);
     if (out.keyframeNeeded) this.requestKeyframe("loss");
     for (const frame of out.frames) {
+      if (frame.isKeyframe && !this.firstKeyframeAt) this.firstKeyframeAt = this.lastRtpAt;
       if (this.gate && !this.withinBudget(frame)) continue;
       for (const dec of [this.active, this.pending]) {
         // A decoder that has not started needs a keyframe; the participant rate-limits the PLIs.
@@ -122,6 +128,8 @@ export class VideoInput {
   }
 
   private gate: DecodeGate | undefined;
+  private firstRtpAt = 0;
+  private firstKeyframeAt = 0;
   private lastBudgetLog = -Infinity;
   private refusedSinceLog = 0;
 

@@ -2,13 +2,17 @@
 // accumulates. When the event loop stalls past several deadlines, a clock without catch-up fires
 // once and reports the skip (video: a frame that is late is not worth composing); a clock with
 // catch-up (audio: every 20 ms block is a packet the receivers count on) fires every missed tick
-// at once, in order, up to `maxCatchUp` of them, and reports only what is beyond that as skipped.
+// in order, up to `maxCatchUp` of them, and reports only what is beyond that as skipped. Missed
+// ticks run CATCH_UP_SLICE_MS at a time, with a turn of the event loop between the slices.
 
 import { logger } from "../telemetry/log.ts";
 import { noteTickLateness } from "../telemetry/lateness.ts";
 import { metrics } from "../telemetry/metrics.ts";
 
 const log = logger("clock");
+
+/** How long a catch-up runs ticks back to back before it lets the event loop turn. */
+export const CATCH_UP_SLICE_MS = 10;
 
 export interface Tick {
   index: number;
@@ -72,17 +76,34 @@ export class MediaClock {
     const latest = Math.max(this.next, Math.floor((now - this.start) / this.periodMs));
     const first = Math.max(this.next, latest - this.maxCatchUp);
     const skipped = first - this.next;
-    this.next = latest + 1;
-    if (this.time === realTime) noteTickLateness(now - (this.start + first * this.periodMs));
+    this.next = first;
+    if (this.time === realTime && !this.slicing) noteTickLateness(now - (this.start + first * this.periodMs));
+    this.slicing = false;
     try {
+      // Caught-up ticks run CATCH_UP_SLICE_MS at a time: then the loop turns (packets are read,
+      // other rooms' clocks fire) and this clock goes on where it stopped. One stall must not
+      // become a second one, a second of ticks run back to back.
       for (let index = first; index <= latest && this.running; index++) {
         const tick: Tick = { index, due: this.start + index * this.periodMs, skipped: index === first ? skipped : 0 };
         if (index < latest) tick.catchingUp = true;
         this.runTick(tick);
+        this.next = index + 1;
+        if (index < latest && this.time.now() - now >= CATCH_UP_SLICE_MS) {
+          this.slicing = true;
+          break;
+        }
       }
     } finally {
-      this.schedule();
+      if (this.slicing) this.soon();
+      else this.schedule();
     }
+  }
+
+  /** True while a catch-up goes on in the next turn of the loop. */
+  private slicing = false;
+
+  private soon(): void {
+    if (this.running) this.timer = this.time.setTimeout(() => this.fire(), 0);
   }
 
   /**

@@ -431,6 +431,7 @@ export class Participant extends EventEmitter<{
     const rx = this.videoTx?.receiver;
     if (!ssrc || !rx || this.closed) return;
     if (!this.cameraKeyframes.request().forceNow) return;
+    log.debug("camera keyframe requested", { participant: this.id, reason });
     metrics.plisSent.inc({ reason });
     rx.sendRtcpPLI(ssrc).catch(() => {});
   }

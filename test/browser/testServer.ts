@@ -10,7 +10,7 @@ export async function startBrowserTestServer(label: string, overrides: Partial<C
   await generateFixtures();
   const recordings = await tempDir(`${label}-recordings`);
   // Rooms in this process unless a test asks for media workers (see test/support/call.ts).
-  const server = await startServer({ recordingsDir: recordings, port: 0, host: "127.0.0.1", logLevel: "warn", mediaWorkers: 0, ...overrides });
+  const server = await startServer({ recordingsDir: recordings, port: 0, host: "127.0.0.1", logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"]) || "warn", mediaWorkers: 0, ...overrides });
   return Object.assign(server, {
     async stop() {
       await server.close();

@@ -1,7 +1,7 @@
 // The media clock on fake time: every tick's deadline, firing time and skip count is exact, so the
 // checks are equalities, not ranges that a loaded machine might break.
 import { beforeEach, describe, expect, it } from "vitest";
-import { MediaClock, type Tick, type TimeSource } from "../../mixer/clock.ts";
+import { CATCH_UP_SLICE_MS, MediaClock, type Tick, type TimeSource } from "../../mixer/clock.ts";
 import { metrics } from "../../telemetry/metrics.ts";
 
 /**
@@ -121,6 +121,26 @@ describe("MediaClock", () => {
       { index: 7, due: started + 140, skipped: 0, at: started + 140 },
     ]);
     expect(ticks.map((t) => t.index)).toEqual(Array.from({ length: 16 }, (_, k) => k));
+  });
+
+  it("a long catch-up runs in slices of CATCH_UP_SLICE_MS with the event loop turning between them", () => {
+    // Each replayed tick takes 3 ms; tick 1 stalls 500 ms, so 25 ticks are due at once.
+    let other: number | undefined;
+    const { clock, ticks } = clockOf(20, (t) => {
+      if (t.index === 1) stall(500);
+      else if (t.catchingUp) stall(3);
+      // Something else that became ready meanwhile (a packet, another room's clock) waits for the loop.
+      if (t.index === 2) time.setTimeout(() => (other = ticks.length), 0);
+    }, 50);
+    clock.begin();
+    time.advance(1000);
+    clock.stop();
+    // The other callback ran after one slice (4 ticks of 3 ms reach 10 ms), not after all 25.
+    const sliceTicks = Math.ceil(CATCH_UP_SLICE_MS / 3);
+    expect(other).toBe(2 + sliceTicks);
+    // Nothing is skipped and every tick comes once, in order.
+    expect(ticks.map((t) => t.index)).toEqual(Array.from({ length: ticks.length }, (_, k) => k));
+    expect(ticks.every((t) => t.skipped === 0)).toBe(true);
   });
 
   it("with catch-up, a stall longer than the catch-up skips (and reports) only what is beyond it", () => {
