@@ -125,6 +125,15 @@ const MAX_PROVEN = 16;
 const MAX_RATE_KEYS = 32;
 /** A socket of a connection that selected a pair elsewhere closes after this long without a datagram it let through. */
 const IDLE_CLOSE_MS = 10_000;
+/**
+ * Datagrams from strangers (not a proven peer) a socket not yet connected reads per SHED_WINDOW_MS;
+ * past that it stops reading until the window ends, and the kernel drops the rest unread. Reading a
+ * datagram costs Node ~7 µs whatever the gate then does, so a spray at an open port cost CPU in
+ * proportion to its rate; this bounds it at ~(budget + one socket buffer) per window per socket. A
+ * browser's checks before it is proven are a few per second.
+ */
+export const STRANGER_BUDGET = 20;
+export const SHED_WINDOW_MS = 100;
 
 export class SocketGate {
   private readonly proven = new Set<string>();
@@ -147,7 +156,29 @@ export class SocketGate {
     const reason = this.judge(data, from);
     if (reason === undefined) return (this.lastAdmitted = performance.now()), true;
     metrics.udpDropped.inc({ reason });
+    if (!this.connecting && !this.proven.has(`${from.address}:${from.port}`)) {
+      this.strangers++;
+      this.lastStrangerDrop = reason;
+    }
     return false;
+  }
+
+  private strangers = 0;
+  private windowStart = -Infinity;
+  /** Why the last stranger's datagram was dropped (for the log). */
+  lastStrangerDrop: DropReason | undefined;
+
+  /**
+   * Over the stranger budget in this window: the ms until it ends (the socket stops reading till
+   * then), else undefined. Only sockets not (yet) connected to a selected pair count strangers.
+   */
+  shedFor(now: number): number | undefined {
+    if (now - this.windowStart >= SHED_WINDOW_MS) {
+      this.windowStart = now;
+      this.strangers = 0;
+      return undefined;
+    }
+    return this.strangers > STRANGER_BUDGET ? this.windowStart + SHED_WINDOW_MS - now : undefined;
   }
 
   private judge(data: Buffer, from: RemoteInfo): DropReason | undefined {
@@ -252,7 +283,11 @@ function guardSocket(conn: IceConnection, p: IceProtocol, o: IceGateOptions): vo
   // werift's own listener parses everything; ours decides first and hands on what passes.
   socket.removeAllListeners("message");
   socket.on("message", (data: Buffer, info: RemoteInfo) => {
-    if (!gate.admit(data, info)) return;
+    if (!gate.admit(data, info)) {
+      const pause = gate.shedFor(performance.now());
+      if (pause !== undefined) shed(socket, pause, o.participant, gate.lastStrangerDrop);
+      return;
+    }
     const address = info.family === "IPv6" ? info.address.split("%")[0]! : info.address;
     t.rinfo = info;
     try {
@@ -274,6 +309,32 @@ function guardSocket(conn: IceConnection, p: IceProtocol, o: IceGateOptions): vo
     socket.send(data);
     return Promise.resolve();
   };
+}
+
+const stateSymbol = (s: Socket) => Object.getOwnPropertySymbols(s).find((x) => x.description === "state symbol");
+let lastShedLog = -Infinity;
+
+/**
+ * Stops reading `socket` for `ms` (the kernel drops what comes meanwhile, unread): a socket over
+ * its stranger budget. Node has no public pause for UDP; its handle's recvStop/recvStart are what
+ * bind() and close() use.
+ */
+function shed(socket: Socket, ms: number, participant: string, reason: DropReason | undefined): void {
+  const sym = stateSymbol(socket);
+  const state = sym && (socket as unknown as Record<symbol, { handle?: { recvStop(): number; recvStart(): number } | null; receiving?: boolean }>)[sym];
+  const handle = state?.handle;
+  // Not bound yet, or closed (a closed handle must not be touched: Node aborts).
+  if (!state || !handle || !state.receiving) return;
+  handle.recvStop();
+  metrics.udpShed.inc();
+  const now = performance.now();
+  if (now - lastShedLog > 10_000) {
+    lastShedLog = now;
+    log.warn("ICE socket flooded by strangers before its pair was selected: reading it in bursts", { participant, budget: STRANGER_BUDGET, windowMs: SHED_WINDOW_MS, reason });
+  }
+  setTimeout(() => {
+    if (state.handle === handle && state.receiving) handle.recvStart(); // not if it closed meanwhile
+  }, Math.max(1, Math.ceil(ms))).unref();
 }
 
 /**

@@ -1,12 +1,13 @@
 // The cheap checks that run before a decoder or werift sees a hostile client's bytes: picture size
 // from the frame's own header, the decode budget's decisions, and the ICE gate's STUN checks.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import dgram from "node:dgram";
 import { describe, expect, it } from "vitest";
 import { Message, RTCPeerConnection } from "werift";
 import { ffmpegPath } from "../../fixtures/generate.ts";
 import { DecodeBudgets, DecodeGate, DecodePool, type DecodeLimits } from "../../mixer/decodeBudget.ts";
 import { h264FrameSize, vp8KeyframeSize } from "../../mixer/frameSize.ts";
-import { integrityValid, SocketGate, stunCredentials } from "../../server/iceGate.ts";
+import { guardIce, integrityValid, SHED_WINDOW_MS, SocketGate, STRANGER_BUDGET, stunCredentials } from "../../server/iceGate.ts";
 import { RetransmitBudget } from "../../server/retransmitBudget.ts";
 import { guardSctp, sctpAssociation } from "../../server/sctpGuard.ts";
 import { parseProxies, requestAddress } from "../../server/admission.ts";
@@ -287,6 +288,49 @@ describe("ICE gate decisions", () => {
     for (const c of checks) if (gate.admit(c, peer)) answered++;
     expect(answered).toBeGreaterThanOrEqual(100);
     expect(answered).toBeLessThanOrEqual(100 + Math.ceil(((performance.now() - t0) / 1000) * 50) + 1);
+  });
+});
+
+describe("ICE socket flooded before its pair is selected", () => {
+  it("reads strangers' datagrams in bursts of its budget per window, and a real check still gets in once the flood ends", async () => {
+    const socket = dgram.createSocket("udp4");
+    await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
+    const port = socket.address().port;
+    const conn = { localUsername: "loc9", localPassword: "local-password-9876543210", remoteCandidates: [], protocols: [] as any[], stateChanged: { subscribe: () => undefined } };
+    let toWerift = 0;
+    conn.protocols.push({ type: "host", transport: { type: "udp", socket, close: async () => socket.close(), onData: () => void toWerift++, send: async () => {} } });
+    guardIce([conn], { stunPerSecond: 50, stunBurst: 100, participant: "flooded" });
+    const read0 = metrics.udpDropped.get({ reason: "not_webrtc" });
+    const shed0 = metrics.udpShed.get();
+    // 1 s of junk as fast as one sender goes, from another process, while this one reads.
+    const sender = spawn(process.execPath, ["-e", `
+      const s = require("node:dgram").createSocket("udp4"); const junk = Buffer.alloc(100, 0x46); let n = 0; const end = Date.now() + 1000;
+      (function burst() { for (let i = 0; i < 200; i++) { s.send(junk, ${port}, "127.0.0.1"); n++; } if (Date.now() < end) setImmediate(burst); else setTimeout(() => { console.log(n); s.close(); }, 50); })();`]);
+    let out = "";
+    sender.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => sender.once("exit", r));
+    const sent = Number(out.trim());
+    await new Promise((r) => setTimeout(r, 2 * SHED_WINDOW_MS));
+    const read = metrics.udpDropped.get({ reason: "not_webrtc" }) - read0;
+    // Each window: the budget, then at most what one socket buffer held while it did not read.
+    const windows = Math.ceil(1000 / SHED_WINDOW_MS) + 3;
+    const rcvbuf = socket.getRecvBufferSize();
+    expect(sent).toBeGreaterThan(20_000);
+    expect(metrics.udpShed.get() - shed0).toBeGreaterThan(0);
+    expect(read, `${read} of ${sent} read (rcvbuf ${rcvbuf})`).toBeLessThan(windows * (STRANGER_BUDGET + rcvbuf / 500));
+    expect(read).toBeLessThan(sent / 4);
+    // Reading again: a peer's signed check, resent as ICE resends it, reaches werift once the
+    // junk the kernel kept meanwhile has been read at the budget's pace.
+    const peer = dgram.createSocket("udp4");
+    await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
+    const t0 = Date.now();
+    while (!toWerift && Date.now() - t0 < 5000) {
+      peer.send(request("loc9:rem9", conn.localPassword), port, "127.0.0.1");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(toWerift).toBeGreaterThan(0);
+    peer.close();
+    socket.close();
   });
 });
 
