@@ -1,5 +1,6 @@
 // werift's per-packet path as patched in patches/werift+0.25.2.patch (see patches/README.md):
-// each patched helper must give exactly what werift 0.25.2's original gave. The originals are
+// each patched helper must give exactly what werift 0.25.2's original gave (ntpTime: what RFC 3550
+// says, which the original did not). The originals are
 // copied below as references; the SRTP round trips show the patched header parsing still
 // protects and unprotects RTP with both profiles werift negotiates.
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -50,16 +51,26 @@ describe("patched werift helpers match the originals", () => {
     for (const v of values) expect(Object.is(int(v), intOriginal(v)), String(v)).toBe(true);
   });
 
-  it("ntpTime: the same 64-bit value (or the same throw) for any clock reading", () => {
+  it("ntpTime: RFC 3550's timestamp (fraction in units of 2^-32), where the original wrote the fraction's decimal digits", () => {
     const r = rng(11);
     const origin = performance.timeOrigin;
     const now = vi.spyOn(performance, "now");
+    let previous = -1n;
     for (let i = 0; i < 20000; i++) {
-      // a tenth of the readings are whole milliseconds, so some land on whole seconds
-      const t = r() * 1e9 + (i % 10 === 0 ? Math.round(r() * 1e4) : r() * 1e4);
+      // rising readings; a tenth of them whole milliseconds, so some land on whole seconds
+      const t = i * 50_000 + (i % 10 === 0 ? Math.round(r() * 1e4) : r() * 1e4);
       now.mockReturnValue(t);
-      expect(outcome(() => ntpTime())).toEqual(outcome(() => ntpTimeOriginal(origin + t)));
+      const ntp = ntpTime();
+      const sinceNtpEpochS = (origin + t - Date.UTC(1900, 0, 1)) / 1000;
+      expect(Number(ntp >> 32n)).toBe(Math.floor(sinceNtpEpochS) % 2 ** 32);
+      expect(Math.abs(Number(ntp & 0xffffffffn) / 2 ** 32 - (sinceNtpEpochS % 1)), String(t)).toBeLessThan(1e-6);
+      expect(ntp > previous, "it only moves forward").toBe(true);
+      previous = ntp;
     }
+    // Half a second past a whole second: 2^31 in the low word, where the original had 5.
+    now.mockReturnValue(Date.UTC(2026, 0, 1) + 500 - origin);
+    expect(ntpTime() & 0xffffffffn).toBe(2n ** 31n);
+    expect(ntpTimeOriginal(Date.UTC(2026, 0, 1) + 500) & 0xffffffffn).toBe(5n);
   });
 
   it("Event: synchronous subscribers still run in order; queued (async) subscribers still run", async () => {
