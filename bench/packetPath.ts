@@ -2,9 +2,13 @@
 // composite fan-out) and one camera-like stream received back, every peer in this process over
 // loopback; CPU (user + system, this process) per packet sent + received. No ffmpeg, no mixer, so
 // the figure is steadier than the whole benchmark's (npm run bench varies by ±0.1 cores); still,
-// compare interleaved runs.
+// compare interleaved runs. `--senders werift,lean` alternates werift's own RTCRtpSender.sendRtp
+// with the server's lean send path (server/leanSender.ts) for the fan-out, `--rounds` times, in this
+// one process, and prints each beside the other (the ratio is lean / werift, per round).
 // Usage: node --import tsx bench/packetPath.ts [--receivers 4] [--seconds 10] [--rate 160] [--size 1100]
+//                                              [--senders werift,lean] [--rounds 3]
 import { parseArgs } from "node:util";
+import { LeanSender } from "../server/leanSender.ts";
 import {
   MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useNACK, usePLI, useVP8, type RTCRtpSender,
 } from "werift";
@@ -14,8 +18,12 @@ const { values: a } = parseArgs({ options: {
   seconds: { type: "string", default: "10" },
   rate: { type: "string", default: "160" }, // packets/s of the composite (1.5 Mbit/s ≈ 160 × 1200 B)
   size: { type: "string", default: "1100" },
+  senders: { type: "string", default: "werift" },
+  rounds: { type: "string", default: "1" },
 } });
 const receivers = Number(a.receivers), seconds = Number(a.seconds), rate = Number(a.rate), size = Number(a.size);
+const senders = a.senders.split(",") as ("werift" | "lean")[];
+if (senders.some((m) => m !== "werift" && m !== "lean")) throw new Error(`--senders: werift and/or lean, got ${a.senders}`);
 
 const codecs = { video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] })] };
 const newPeer = () => new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", codecs });
@@ -51,7 +59,8 @@ const packet = (stream: keyof typeof counters) => {
 };
 
 // Warm up (JIT, DTLS settled), then measure.
-const run = async (s: number) => {
+const leans = links.map((l) => new LeanSender(l.sender));
+const run = async (s: number, mode: "werift" | "lean" = "werift") => {
   const periodMs = 20;
   const perTick = Math.max(1, Math.round((rate * periodMs) / 1000));
   const end = performance.now() + s * 1000;
@@ -59,7 +68,8 @@ const run = async (s: number) => {
   while (performance.now() < end) {
     for (let i = 0; i < perTick; i++) {
       const p = packet("out");
-      for (const l of links) void l.sender.sendRtp(p).catch(() => {});
+      if (mode === "lean") for (const [i, l] of links.entries()) leans[i]!.send(p) || void l.sender.sendRtp(p).catch(() => {});
+      else for (const l of links) void l.sender.sendRtp(p).catch(() => {});
       // one incoming packet for every `receivers` outgoing, as in a room of receivers + 1 camera
       void back.sender.sendRtp(packet("back")).catch(() => {});
       sent += links.length + 1;
@@ -70,18 +80,23 @@ const run = async (s: number) => {
   return sent;
 };
 await run(2);
-const received0 = links.reduce((s, l) => s + l.received(), back.received());
-const cpu0 = process.cpuUsage();
-const t0 = performance.now();
-const sent = await run(seconds);
-const cpu = process.cpuUsage(cpu0);
-const wall = (performance.now() - t0) / 1000;
-const received = links.reduce((s, l) => s + l.received(), back.received()) - received0;
-const us = cpu.user + cpu.system;
-// Each packet is sent once (encrypt + UDP send) and received once (decrypt + route) in this process.
-console.log(JSON.stringify({
-  receivers, seconds: +wall.toFixed(1), packetsSent: sent, packetsReceived: received,
-  cores: +(us / 1e6 / wall).toFixed(3), usPerPacket: +(us / Math.max(1, received)).toFixed(1),
-}));
+const results: Record<string, { cores: number; usPerPacket: number }[]> = {};
+for (let round = 0; round < Number(a.rounds); round++) {
+  for (const mode of senders) {
+    const received0 = links.reduce((s, l) => s + l.received(), back.received());
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const sent = await run(seconds, mode);
+    const cpu = process.cpuUsage(cpu0);
+    const wall = (performance.now() - t0) / 1000;
+    const received = links.reduce((s, l) => s + l.received(), back.received()) - received0;
+    const us = cpu.user + cpu.system;
+    // Each packet is sent once (encrypt + UDP send) and received once (decrypt + route) in this process.
+    const r = { cores: +(us / 1e6 / wall).toFixed(3), usPerPacket: +(us / Math.max(1, received)).toFixed(1) };
+    (results[mode] ??= []).push(r);
+    console.log(JSON.stringify({ sender: mode, round, receivers, seconds: +wall.toFixed(1), packetsSent: sent, packetsReceived: received, ...r }));
+  }
+  if (results.werift?.[round] && results.lean?.[round]) console.log(`round ${round}: lean / werift = ${(results.lean[round]!.usPerPacket / results.werift[round]!.usPerPacket).toFixed(2)} (CPU per packet sent + received)`);
+}
 for (const l of [...links, back]) l.close();
 setTimeout(() => process.exit(0), 500).unref();

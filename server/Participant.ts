@@ -7,6 +7,7 @@ import {
   type RTCRtpTransceiver, type RtcpPacket, type RtpPacket,
 } from "werift";
 import { guardIce } from "./iceGate.ts";
+import { countWeriftSend, LeanSender } from "./leanSender.ts";
 import { RetransmitBudget } from "./retransmitBudget.ts";
 import { guardSctp, sctpAssociation } from "./sctpGuard.ts";
 import { KeyframeLimiter } from "../mixer/keyframeLimiter.ts";
@@ -126,9 +127,16 @@ export class Participant extends EventEmitter<{
       if (!this.subscribes || !this.videoTx) return;
       this.lastVideoTs = p.header.timestamp;
       this.rung.packetSent();
+      if (this.videoLean?.send(p)) return;
+      countWeriftSend();
       this.videoTx.sender.sendRtp(p).catch(() => {});
     },
-    sendAudio: (p: RtpPacket) => void (this.subscribes && this.audioTx?.sender.sendRtp(p).catch(() => {})),
+    sendAudio: (p: RtpPacket) => {
+      if (!this.subscribes || !this.audioTx) return;
+      if (this.audioLean?.send(p)) return;
+      countWeriftSend();
+      this.audioTx.sender.sendRtp(p).catch(() => {});
+    },
     requestCameraKeyframe: (reason: string) => this.requestCameraKeyframe(reason),
     // werift then carries the sequence on from the last packet; the timestamp step keeps the
     // media clock exact (every output stamps a tick the same way).
@@ -138,6 +146,9 @@ export class Participant extends EventEmitter<{
     },
   };
   private lastVideoTs: number | undefined;
+  /** The lean send path for each outgoing stream (RTP_SENDER=lean); werift's sender takes what it declines. */
+  private videoLean: LeanSender | undefined;
+  private audioLean: LeanSender | undefined;
   /** The rung of the composite it receives: pinned, or following its link. */
   private readonly rung: ReceiverRung;
 
@@ -247,7 +258,7 @@ export class Participant extends EventEmitter<{
     } catch (err) {
       // werift could not take it: the participant may try another offer on a fresh peer.
       void pc.close().catch(() => {});
-      if (this.pc === pc) this.pc = this.videoTx = this.audioTx = undefined;
+      if (this.pc === pc) this.pc = this.videoTx = this.audioTx = this.videoLean = this.audioLean = undefined;
       this.remoteApplied = false;
       throw err;
     }
@@ -265,8 +276,10 @@ export class Participant extends EventEmitter<{
     t.setDirection("sendrecv");
     void t.sender.replaceTrack(track);
     this.boundRetransmissions(t);
+    const lean = this.config.rtpSender === "lean" ? new LeanSender(t.sender) : undefined;
     if (t.kind === "video") {
       this.videoTx = t;
+      this.videoLean = lean;
       // werift routes a browser's PLI for our sender SSRC to the receiver of a sendrecv
       // transceiver (DESIGN.md): watch both sides and match the media SSRC ourselves.
       const onRtcp = (packet: RtcpPacket) => this.onVideoRtcp(packet);
@@ -274,6 +287,7 @@ export class Participant extends EventEmitter<{
       t.sender.onRtcp.subscribe(onRtcp);
     } else {
       this.audioTx = t;
+      this.audioLean = lean;
       // Its reports on our audio: the loss its mix-minus encoder's in-band FEC is sized to.
       const onRtcp = (packet: RtcpPacket) => this.onAudioRtcp(packet);
       t.receiver.onRtcp.subscribe(onRtcp);

@@ -73,6 +73,8 @@ export interface Config {
   opusEngine: OpusEngine;
   /** Where the composite is encoded: FFmpeg's libraries in the server process, or one ffmpeg child per rung. */
   videoEngine: VideoEngine;
+  /** How the composite and mixes go out: the server's lean send path (server/leanSender.ts), or werift's RTCRtpSender.sendRtp. */
+  rtpSender: "lean" | "werift";
   logLevel: LogLevel;
   /** Media workers (processes) the rooms run in: 0 keeps them in the server's own process; "auto" is one per core. */
   mediaWorkers: number | "auto";
@@ -286,6 +288,12 @@ function videoEngine(env: NodeJS.ProcessEnv): VideoEngine {
   return raw;
 }
 
+function rtpSender(env: NodeJS.ProcessEnv): "lean" | "werift" {
+  const raw = (env.RTP_SENDER || "lean").toLowerCase();
+  if (raw !== "lean" && raw !== "werift") throw new ConfigError(`RTP_SENDER must be lean or werift, got "${env.RTP_SENDER}"`);
+  return raw;
+}
+
 function bool(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
   const raw = (env[name] ?? "").toLowerCase();
   if (raw === "") return def;
@@ -436,6 +444,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ffmpegSpawn: ffmpegSpawn(env),
     opusEngine: opusEngine(env),
     videoEngine: videoEngine(env),
+    rtpSender: rtpSender(env),
     mediaWorkers: mediaWorkers(env),
     logLevel,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),

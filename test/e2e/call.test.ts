@@ -55,6 +55,11 @@ describe("a three-person call", () => {
       expect(value('mcu_composite_frame_gap_seconds_bucket{le="+Inf"}')).toBe(value("mcu_composite_frame_gap_seconds_count"));
       expect(value("process_cpu_seconds_total")).toBeGreaterThan(0);
       expect(text).toMatch(/^nodejs_eventloop_lag_seconds \S+$/m);
+      // What the three heard and saw went out on the lean send path; werift's sender took only the
+      // odd packet (before a connection was up, the first after a source change).
+      const lean = value('mcu_rtp_sent_total{path="lean"}'), werift = value('mcu_rtp_sent_total{path="werift"}') || 0;
+      expect(lean).toBeGreaterThan(3 * 100);
+      expect(werift, `werift's sender took ${werift} of ${lean + werift}`).toBeLessThan(0.05 * lean);
     } finally {
       await closeAll(ps);
     }

@@ -45,6 +45,7 @@ describe("loadConfig defaults", () => {
       ffmpegSpawn: "host",
       opusEngine: "inprocess",
       videoEngine: "library",
+      rtpSender: "lean",
       mediaWorkers: "auto",
       logLevel: "info",
       maxMessageBytes: 64 * 1024,
