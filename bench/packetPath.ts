@@ -6,7 +6,10 @@
 // with the server's lean send path (server/leanSender.ts) for the fan-out, `--rounds` times, in this
 // one process, and prints each beside the other (the ratio is lean / werift, per round).
 // Usage: node --import tsx bench/packetPath.ts [--receivers 4] [--seconds 10] [--rate 160] [--size 1100]
-//                                              [--senders werift,lean] [--rounds 3]
+//                                              [--senders werift,lean] [--rounds 3] [--burst 1000]
+// --burst N: the sender side alone instead: N packets sent back to back on one connection, this
+// process's CPU until they are on the wire (the receiver's work comes after the window), each sender
+// in turn, --rounds times; prints the median µs per send of each.
 import { parseArgs } from "node:util";
 import { LeanSender } from "../server/leanSender.ts";
 import {
@@ -20,6 +23,7 @@ const { values: a } = parseArgs({ options: {
   size: { type: "string", default: "1100" },
   senders: { type: "string", default: "werift" },
   rounds: { type: "string", default: "1" },
+  burst: { type: "string", default: "0" },
 } });
 const receivers = Number(a.receivers), seconds = Number(a.seconds), rate = Number(a.rate), size = Number(a.size);
 const senders = a.senders.split(",") as ("werift" | "lean")[];
@@ -80,6 +84,28 @@ const run = async (s: number, mode: "werift" | "lean" = "werift") => {
   return sent;
 };
 await run(2);
+if (Number(a.burst) > 0) {
+  const n = Number(a.burst);
+  const each: Record<string, number[]> = {};
+  let seq = 0;
+  for (let round = 0; round < Number(a.rounds); round++) {
+    for (const mode of senders) {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) {
+        const p = new RtpPacket(new RtpHeader({ payloadType: 96, sequenceNumber: seq & 0xffff, timestamp: (seq++ * 90) >>> 0, marker: false }), payload);
+        if (mode !== "lean" || !leans[0]!.send(p)) void links[0]!.sender.sendRtp(p).catch(() => {});
+      }
+      await Promise.resolve();
+      const c = process.cpuUsage(c0);
+      (each[mode] ??= []).push((c.user + c.system) / n);
+      await new Promise((r) => setTimeout(r, 300)); // the receiver drains outside the window
+    }
+  }
+  const median = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1]!;
+  console.log(JSON.stringify(Object.fromEntries(Object.entries(each).map(([m, v]) => [m, { medianUsPerSend: +median(v).toFixed(1), rounds: v.map((x) => +x.toFixed(1)) }]))));
+  for (const l of [...links, back]) l.close();
+  setTimeout(() => process.exit(0), 500).unref();
+} else {
 const results: Record<string, { cores: number; usPerPacket: number }[]> = {};
 for (let round = 0; round < Number(a.rounds); round++) {
   for (const mode of senders) {
@@ -100,3 +126,4 @@ for (let round = 0; round < Number(a.rounds); round++) {
 }
 for (const l of [...links, back]) l.close();
 setTimeout(() => process.exit(0), 500).unref();
+}

@@ -55,7 +55,10 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
   const port = await freePort();
   const recordingsDir = fs.mkdtempSync(path.join(os.tmpdir(), "mixroom-bench-recordings-"));
   const url = `http://127.0.0.1:${port}`;
-  const nodeArgs = o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [];
+  // BENCH_SERVER_NODE_FLAGS (e.g. "--trace-gc"): more flags for the server's node, which its media
+  // workers inherit; BENCH_SERVER_LOG: a file to append everything the server prints to.
+  const extraFlags = process.env.BENCH_SERVER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [];
+  const nodeArgs = [...(o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []), ...extraFlags];
   const entry = o.built ? ["--enable-source-maps", "dist/server.js"] : ["--import", "tsx", "server/main.ts"];
   const child: ChildProcess = spawnGroup(process.execPath, [...nodeArgs, ...entry], {
     cwd: ROOT,
@@ -84,6 +87,7 @@ export async function startServerProcess(o: ServerOptions): Promise<ServerProces
     const lines = pending.split("\n");
     pending = lines.pop()!;
     for (const l of lines) if (l.trim() && logLines.length < 200) logLines.push(l);
+    if (process.env.BENCH_SERVER_LOG) fs.appendFileSync(process.env.BENCH_SERVER_LOG, lines.join("\n") + "\n");
   };
   child.stdout!.on("data", onLog);
   child.stderr!.on("data", onLog);

@@ -15,12 +15,30 @@ export function fillRect(img: Buffer, imgW: number, imgH: number, r: Rect, y: nu
   }
 }
 
-/** Copies src[s, s + len) to dst at d, except the columns [k0, k1) of a row that starts at column x0. */
-function copyRowAround(src: Buffer, dst: Buffer, d: number, s: number, len: number, x0: number, k0: number, k1: number): void {
+/**
+ * What blitting one source frame into one place of the canvas copies: views of the frame's rows
+ * (and parts of rows) with where each goes. Made once per frame buffer and geometry and reused:
+ * the tile decoders fill the same two buffers over and over, and `Buffer.copy` of a range made a
+ * new view per row (9 tiles × 720 rows × 30 fps: 14 MB/s of garbage, most of the media worker's).
+ */
+interface BlitPlan {
+  views: Uint8Array[];
+  at: number[];
+}
+/** Per frame buffer, its plans by geometry (a few: the same frame may be shown in more than one place or size). */
+const plans = new WeakMap<Buffer, Map<string, BlitPlan>>();
+const PLANS_PER_FRAME = 4;
+
+/** Adds src[s, s + len) → d to the plan, except the columns [k0, k1) of a row that starts at column x0. */
+function planRowAround(p: BlitPlan, src: Buffer, d: number, s: number, len: number, x0: number, k0: number, k1: number): void {
   const a = Math.max(0, Math.min(len, k0 - x0));
   const b = Math.max(a, Math.min(len, k1 - x0));
-  if (a > 0) src.copy(dst, d, s, s + a);
-  if (b < len) src.copy(dst, d + b, s + b, s + len);
+  if (a > 0) planRow(p, src, d, s, a);
+  if (b < len) planRow(p, src, d + b, s + b, len - b);
+}
+function planRow(p: BlitPlan, src: Buffer, d: number, s: number, len: number): void {
+  p.views.push(src.subarray(s, s + len));
+  p.at.push(d);
 }
 
 /**
@@ -30,19 +48,33 @@ function copyRowAround(src: Buffer, dst: Buffer, d: number, s: number, len: numb
  * once and kept, not copied over every frame.
  */
 export function blitCentered(canvas: Buffer, cW: number, cH: number, r: Rect, frame: Buffer, fw: number, fh: number, keep?: Rect): void {
+  const k = keep ?? { x: 0, y: 0, w: 0, h: 0 };
+  const key = `${cW}x${cH} ${r.x},${r.y},${r.w},${r.h} ${fw}x${fh} ${k.x},${k.y},${k.w},${k.h} ${frame.length}`;
+  let byKey = plans.get(frame);
+  if (!byKey) plans.set(frame, (byKey = new Map()));
+  let p = byKey.get(key);
+  if (!p) {
+    if (byKey.size >= PLANS_PER_FRAME) byKey.clear();
+    p = planBlit(cW, cH, r, frame, fw, fh, k);
+    byKey.set(key, p);
+  }
+  for (let i = 0; i < p.views.length; i++) canvas.set(p.views[i]!, p.at[i]!);
+}
+
+function planBlit(cW: number, cH: number, r: Rect, frame: Buffer, fw: number, fh: number, k: Rect): BlitPlan {
+  const p: BlitPlan = { views: [], at: [] };
   const w = Math.min(fw, r.w);
   const h = Math.min(fh, r.h);
   const dx = r.x + (((r.w - w) >> 1) & ~1);
   const dy = r.y + (((r.h - h) >> 1) & ~1);
   const sx = ((fw - w) >> 1) & ~1;
   const sy = ((fh - h) >> 1) & ~1;
-  const k = keep ?? { x: 0, y: 0, w: 0, h: 0 };
   for (let row = 0; row < h; row++) {
     const s = (sy + row) * fw + sx;
     const d = (dy + row) * cW + dx;
     const y = dy + row;
-    if (y >= k.y && y < k.y + k.h) copyRowAround(frame, canvas, d, s, w, dx, k.x, k.x + k.w);
-    else frame.copy(canvas, d, s, s + w);
+    if (y >= k.y && y < k.y + k.h) planRowAround(p, frame, d, s, w, dx, k.x, k.x + k.w);
+    else planRow(p, frame, d, s, w);
   }
   const cfw = fw >> 1;
   const ccw = cW >> 1;
@@ -56,11 +88,12 @@ export function blitCentered(canvas: Buffer, cW: number, cH: number, r: Rect, fr
     const d = ((dy >> 1) + row) * ccw + cx;
     const y = (dy >> 1) + row;
     if (y >= k.y >> 1 && y < (k.y + k.h) >> 1) {
-      copyRowAround(frame, canvas, cU + d, fU + s, w >> 1, cx, ck0, ck1);
-      copyRowAround(frame, canvas, cV + d, fV + s, w >> 1, cx, ck0, ck1);
+      planRowAround(p, frame, cU + d, fU + s, w >> 1, cx, ck0, ck1);
+      planRowAround(p, frame, cV + d, fV + s, w >> 1, cx, ck0, ck1);
     } else {
-      frame.copy(canvas, cU + d, fU + s, fU + s + (w >> 1));
-      frame.copy(canvas, cV + d, fV + s, fV + s + (w >> 1));
+      planRow(p, frame, cU + d, fU + s, w >> 1);
+      planRow(p, frame, cV + d, fV + s, w >> 1);
     }
   }
+  return p;
 }

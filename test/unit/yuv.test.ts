@@ -187,4 +187,17 @@ describe("blitCentered", () => {
     blitCentered(canvas, CW, CH, r, frame, 4, 4);
     expectBlit(canvas, frame, 4, 4, { x: 2, y: 2, w: 4, h: 4 }, 0, 0);
   });
+  it("copies what the frame holds now, when the same buffer is refilled and shown in two places in turn", () => {
+    // The tile decoders refill the same buffers; blitCentered keeps views of them between calls.
+    const frame = patternFrame(8, 6);
+    const a = { x: 0, y: 0, w: 8, h: 6 }, b = { x: 16, y: 12, w: 8, h: 6 };
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < frame.length; i++) frame[i] = (frame[i]! + 37) & 0xff;
+      for (const r of [a, b, a]) {
+        const canvas = Buffer.alloc(frameBytes(CW, CH), BG);
+        blitCentered(canvas, CW, CH, r, frame, 8, 6);
+        expectBlit(canvas, frame, 8, 6, r, 0, 0);
+      }
+    }
+  });
 });
