@@ -71,7 +71,8 @@ interface SrtpContext {
  */
 class SentPacket {
   constructor(
-    private readonly bytes: Buffer, // the clear header, as sent
+    private readonly sent: Buffer, // the datagram as sent: its header is in the clear
+    readonly serializeSize: number, // the header's length
     readonly payload: Buffer,
     readonly sequenceNumber: number,
     readonly ssrc: number,
@@ -79,18 +80,27 @@ class SentPacket {
   get header(): this {
     return this;
   }
-  get serializeSize(): number {
-    return this.bytes.length;
-  }
   get payloadOffset(): number {
-    return this.bytes.length;
+    return this.serializeSize;
   }
   get extensions(): [] {
     return [];
   }
   serialize(): Buffer {
-    return Buffer.from(this.bytes);
+    return Buffer.from(this.sent.subarray(0, this.serializeSize));
   }
+}
+
+/** The NTP time for sender reports, read once per millisecond (a BigInt each; thousands of packets a second share it). */
+let ntpAtMs = -1;
+let ntpNow = 0n;
+function ntpForReports(): bigint {
+  const ms = Math.floor(performance.now());
+  if (ms !== ntpAtMs) {
+    ntpAtMs = ms;
+    ntpNow = ntpTime();
+  }
+  return ntpNow;
 }
 
 const noop = () => {};
@@ -155,11 +165,11 @@ export class LeanSender {
     s.sequenceNumber = seq;
     s.timestamp = ts;
     s.rtpTimestamp = ts;
-    s.ntpTimestamp = ntpTime();
+    s.ntpTimestamp = ntpForReports();
     s.octetCount += p.payload.length;
     s.headerBytesSent += header.length;
     s.packetCount = (s.packetCount + 1) >>> 0;
-    s.rtpCache[seq % HISTORY] = new SentPacket(out.subarray(0, header.length), p.payload, seq, s.ssrc);
+    s.rtpCache[seq % HISTORY] = new SentPacket(out, header.length, p.payload, seq, s.ssrc);
     dtls.bytesSent += out.length;
     dtls.packetsSent++;
     pair.packetsSent++;
@@ -204,12 +214,18 @@ export class LeanSender {
   }
 }
 
+// Scratch for IVs and the ROC: node:crypto copies them when it makes the cipher or takes the update.
+const iv12 = Buffer.alloc(12);
+const counter16 = Buffer.alloc(16);
+const roc4 = Buffer.alloc(4);
+
 /** SRTP-protects one packet (header in the clear, payload encrypted, tag appended); undefined for a cipher this does not know. */
 export function protect(c: SrtpContext["cipher"], header: Buffer, payload: Buffer, ssrc: number, roc: number, seq: number): Buffer | undefined {
   const salt = c.srtpSessionSalt;
   if (c.aeadAuthTagLen === 16) {
     // RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt; the header is the AAD.
-    const iv = Buffer.alloc(12);
+    const iv = iv12;
+    iv.writeUInt16BE(0, 0);
     iv.writeUInt32BE(ssrc >>> 0, 2);
     iv.writeUInt32BE(roc >>> 0, 6);
     iv.writeUInt16BE(seq, 10);
@@ -227,15 +243,16 @@ export function protect(c: SrtpContext["cipher"], header: Buffer, payload: Buffe
   }
   if (c.srtpSessionAuthTag && c.authTagLength === 10) {
     // RFC 3711 §4.1.1: counter = (SSRC << 64 | index << 16) XOR salt; HMAC-SHA1 over header, payload and ROC, 80 bits.
-    const counter = Buffer.alloc(16);
+    const counter = counter16;
+    counter.writeUInt32BE(0, 0);
     counter.writeUInt32BE(ssrc >>> 0, 4);
     counter.writeUInt32BE(roc >>> 0, 8);
     counter.writeUInt16BE(seq, 12);
+    counter.writeUInt16BE(0, 14);
     for (let i = 0; i < salt.length; i++) counter[i]! ^= salt[i]!;
     const enc = createCipheriv("aes-128-ctr", c.srtpSessionKey, counter).update(payload);
-    const rocBytes = Buffer.alloc(4);
-    rocBytes.writeUInt32BE(roc >>> 0);
-    const tag = createHmac("sha1", c.srtpSessionAuthTag).update(header).update(enc).update(rocBytes).digest();
+    roc4.writeUInt32BE(roc >>> 0);
+    const tag = createHmac("sha1", c.srtpSessionAuthTag).update(header).update(enc).update(roc4).digest();
     const out = Buffer.allocUnsafe(header.length + enc.length + 10);
     header.copy(out, 0);
     enc.copy(out, header.length);
