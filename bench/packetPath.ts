@@ -12,9 +12,8 @@
 // in turn, --rounds times; prints the median µs per send of each.
 import { parseArgs } from "node:util";
 import { LeanSender } from "../server/leanSender.ts";
-import {
-  MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useNACK, usePLI, useVP8, type RTCRtpSender,
-} from "werift";
+import { RtpHeader, RtpPacket, type RTCRtpSender } from "werift";
+import { weriftPair } from "../test/support/weriftPair.ts";
 
 const { values: a } = parseArgs({ options: {
   receivers: { type: "string", default: "4" },
@@ -29,27 +28,12 @@ const receivers = Number(a.receivers), seconds = Number(a.seconds), rate = Numbe
 const senders = a.senders.split(",") as ("werift" | "lean")[];
 if (senders.some((m) => m !== "werift" && m !== "lean")) throw new Error(`--senders: werift and/or lean, got ${a.senders}`);
 
-const codecs = { video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] })] };
-const newPeer = () => new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", codecs });
-
 /** A sendonly → recvonly pair; resolves when media can flow. */
 async function connect(): Promise<{ sender: RTCRtpSender; received: () => number; close: () => void }> {
-  const tx = newPeer(), rx = newPeer();
-  const track = new MediaStreamTrack({ kind: "video" });
-  const t = tx.addTransceiver(track, { direction: "sendonly" });
+  const pair = await weriftPair();
   let count = 0;
-  rx.onTrack.subscribe((tr) => tr.onReceiveRtp.subscribe(() => count++));
-  tx.onIceCandidate.subscribe((c) => c && rx.addIceCandidate(c.toJSON()));
-  rx.onIceCandidate.subscribe((c) => c && tx.addIceCandidate(c.toJSON()));
-  await tx.setLocalDescription(await tx.createOffer());
-  await rx.setRemoteDescription(tx.localDescription!);
-  await rx.setLocalDescription(await rx.createAnswer());
-  await tx.setRemoteDescription(rx.localDescription!);
-  await Promise.all([tx, rx].map((pc) => new Promise<void>((ok) => {
-    if (pc.connectionState === "connected") return ok();
-    pc.connectionStateChange.subscribe((s) => s === "connected" && ok());
-  })));
-  return { sender: t.sender, received: () => count, close: () => void Promise.all([tx.close(), rx.close()]) };
+  pair.onPacket(() => count++);
+  return { sender: pair.sender, received: () => count, close: () => void pair.close() };
 }
 
 const links = await Promise.all(Array.from({ length: receivers }, connect));

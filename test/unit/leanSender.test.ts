@@ -1,12 +1,10 @@
 // The lean composite send path (server/leanSender.ts): the same bytes werift would put on the wire,
 // werift's sender state kept as werift keeps it, over a real werift connection on loopback.
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  GenericNack, MediaStreamTrack, RTCPeerConnection, RtcpTransportLayerFeedback, RtpHeader, RtpPacket, SrtpSession,
-  useNACK, usePLI, useSdesMid, useVP8, type RTCRtpSender,
-} from "werift";
+import { GenericNack, RtcpTransportLayerFeedback, RtpHeader, RtpPacket, SrtpSession, type RTCRtpSender } from "werift";
 import { LeanSender, protect } from "../../server/leanSender.ts";
 import { rng } from "../support/ffmpegRun.ts";
+import { weriftPair } from "../support/weriftPair.ts";
 
 describe("SRTP as werift does it", () => {
   for (const [name, profile, saltLen] of [["AES_CM_128_HMAC_SHA1_80", 1, 14], ["AEAD_AES_128_GCM", 7, 12]] as const) {
@@ -43,22 +41,10 @@ afterEach(async () => {
 
 /** A werift sender → receiver pair on loopback with the MID extension, as the server's peers have. */
 async function connect(): Promise<Link> {
-  const o = { iceServers: [], bundlePolicy: "max-bundle" as const, codecs: { video: [useVP8({ payloadType: 96, rtcpFeedback: [useNACK(), usePLI()] })] }, headerExtensions: { video: [useSdesMid()] } };
-  const tx = new RTCPeerConnection(o), rx = new RTCPeerConnection(o);
-  const t = tx.addTransceiver(new MediaStreamTrack({ kind: "video" }), { direction: "sendonly" });
+  const pair = await weriftPair({ mid: true });
   const got: RtpPacket[] = [];
-  rx.onTrack.subscribe((tr) => tr.onReceiveRtp.subscribe((p) => got.push(p.clone())));
-  tx.onIceCandidate.subscribe((c) => c && rx.addIceCandidate(c.toJSON()));
-  rx.onIceCandidate.subscribe((c) => c && tx.addIceCandidate(c.toJSON()));
-  await tx.setLocalDescription(await tx.createOffer());
-  await rx.setRemoteDescription(tx.localDescription!);
-  await rx.setLocalDescription(await rx.createAnswer());
-  await tx.setRemoteDescription(rx.localDescription!);
-  await Promise.all([tx, rx].map((pc) => new Promise<void>((ok) => {
-    if (pc.connectionState === "connected") return ok();
-    pc.connectionStateChange.subscribe((s) => s === "connected" && ok());
-  })));
-  const link = { sender: t.sender, got, close: async () => void (await Promise.all([tx.close(), rx.close()])) };
+  pair.onPacket((p) => got.push(p.clone()));
+  const link = { sender: pair.sender, got, close: pair.close };
   links.push(link);
   return link;
 }
