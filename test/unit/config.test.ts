@@ -136,6 +136,7 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ FFMPEG_SPAWN: "fork" })).toThrow(/FFMPEG_SPAWN must be host or direct/);
     expect(() => loadConfig({ OPUS_ENGINE: "wasm" })).toThrow(/OPUS_ENGINE must be inprocess or ffmpeg/);
     expect(() => loadConfig({ VIDEO_ENGINE: "gpu" })).toThrow(/VIDEO_ENGINE must be library or ffmpeg/);
+    expect(() => loadConfig({ RTP_SENDER: "fast" })).toThrow(/RTP_SENDER must be lean or werift/);
     expect(() => loadConfig({ MEDIA_WORKERS: "many" })).toThrow(/MEDIA_WORKERS must be auto or a number/);
     expect(() => loadConfig({ MEDIA_WORKERS: "-1" })).toThrow(/MEDIA_WORKERS must be auto or a number/);
     expect(() => loadConfig({ JOB_ATTEMPTS: "0" })).toThrow(/JOB_ATTEMPTS/);
@@ -213,6 +214,8 @@ describe("loadConfig parses each variable", () => {
     ["FFMPEG_SPAWN", "direct", "ffmpegSpawn", "direct"],
     ["OPUS_ENGINE", "ffmpeg", "opusEngine", "ffmpeg"],
     ["OPUS_ENGINE", "InProcess", "opusEngine", "inprocess"],
+    ["RTP_SENDER", "werift", "rtpSender", "werift"],
+    ["RTP_SENDER", "LEAN", "rtpSender", "lean"],
     ["VIDEO_ENGINE", "ffmpeg", "videoEngine", "ffmpeg"],
     ["MEDIA_WORKERS", "auto", "mediaWorkers", "auto"],
     ["MEDIA_WORKERS", "3", "mediaWorkers", 3],
