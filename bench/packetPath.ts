@@ -67,9 +67,8 @@ const run = async (s: number, mode: "werift" | "lean" = "werift") => {
   await new Promise((r) => setTimeout(r, 200));
   return sent;
 };
-await run(2);
-if (Number(a.burst) > 0) {
-  const n = Number(a.burst);
+/** --burst: the sender side alone, each sender in turn. */
+async function bursts(n: number): Promise<void> {
   const each: Record<string, number[]> = {};
   let seq = 0;
   for (let round = 0; round < Number(a.rounds); round++) {
@@ -87,27 +86,31 @@ if (Number(a.burst) > 0) {
   }
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1]!;
   console.log(JSON.stringify(Object.fromEntries(Object.entries(each).map(([m, v]) => [m, { medianUsPerSend: +median(v).toFixed(1), rounds: v.map((x) => +x.toFixed(1)) }]))));
-  for (const l of [...links, back]) l.close();
-  setTimeout(() => process.exit(0), 500).unref();
-} else {
-const results: Record<string, { cores: number; usPerPacket: number }[]> = {};
-for (let round = 0; round < Number(a.rounds); round++) {
-  for (const mode of senders) {
-    const received0 = links.reduce((s, l) => s + l.received(), back.received());
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const sent = await run(seconds, mode);
-    const cpu = process.cpuUsage(cpu0);
-    const wall = (performance.now() - t0) / 1000;
-    const received = links.reduce((s, l) => s + l.received(), back.received()) - received0;
-    const us = cpu.user + cpu.system;
-    // Each packet is sent once (encrypt + UDP send) and received once (decrypt + route) in this process.
-    const r = { cores: +(us / 1e6 / wall).toFixed(3), usPerPacket: +(us / Math.max(1, received)).toFixed(1) };
-    (results[mode] ??= []).push(r);
-    console.log(JSON.stringify({ sender: mode, round, receivers, seconds: +wall.toFixed(1), packetsSent: sent, packetsReceived: received, ...r }));
-  }
-  if (results.werift?.[round] && results.lean?.[round]) console.log(`round ${round}: lean / werift = ${(results.lean[round]!.usPerPacket / results.werift[round]!.usPerPacket).toFixed(2)} (CPU per packet sent + received)`);
 }
+
+/** The fan-out at --rate for --seconds, each sender in turn: CPU per packet sent + received. */
+async function streams(): Promise<void> {
+  const results: Record<string, { cores: number; usPerPacket: number }[]> = {};
+  for (let round = 0; round < Number(a.rounds); round++) {
+    for (const mode of senders) {
+      const received0 = links.reduce((s, l) => s + l.received(), back.received());
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const sent = await run(seconds, mode);
+      const cpu = process.cpuUsage(cpu0);
+      const wall = (performance.now() - t0) / 1000;
+      const received = links.reduce((s, l) => s + l.received(), back.received()) - received0;
+      const us = cpu.user + cpu.system;
+      // Each packet is sent once (encrypt + UDP send) and received once (decrypt + route) in this process.
+      const r = { cores: +(us / 1e6 / wall).toFixed(3), usPerPacket: +(us / Math.max(1, received)).toFixed(1) };
+      (results[mode] ??= []).push(r);
+      console.log(JSON.stringify({ sender: mode, round, receivers, seconds: +wall.toFixed(1), packetsSent: sent, packetsReceived: received, ...r }));
+    }
+    if (results.werift?.[round] && results.lean?.[round]) console.log(`round ${round}: lean / werift = ${(results.lean[round]!.usPerPacket / results.werift[round]!.usPerPacket).toFixed(2)} (CPU per packet sent + received)`);
+  }
+}
+
+await run(2);
+await (Number(a.burst) > 0 ? bursts(Number(a.burst)) : streams());
 for (const l of [...links, back]) l.close();
 setTimeout(() => process.exit(0), 500).unref();
-}
