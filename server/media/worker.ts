@@ -191,6 +191,19 @@ export function runMediaWorker(): void {
   process.on("disconnect", () => {
     void (worker?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   });
+  // Ctrl-C in a terminal, systemd's default KillMode and `kill -- -<pgid>` signal the whole process
+  // group, workers included. Main owns the shutdown (it tells every client to reconnect, then closes
+  // its workers), so a worker keeps its rooms until then; if main does not close it in time, it
+  // closes itself.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      log.info("signalled: leaving the shutdown to the server, closing by itself if it has not in time", { signal, graceMs: SIGNAL_GRACE_MS });
+      setTimeout(() => void (worker?.close() ?? Promise.resolve()).finally(() => process.exit(0)), SIGNAL_GRACE_MS).unref();
+    });
+  }
 }
+
+/** How long a signalled worker waits for main to close it. */
+const SIGNAL_GRACE_MS = 10_000;
 
 if (process.send && process.env.MIXROOM_MEDIA_WORKER === "1") runMediaWorker();

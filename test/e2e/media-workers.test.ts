@@ -2,7 +2,8 @@
 // media CPU on its own process; one worker saturated on purpose (a busy loop, test hook) leaves the
 // other room's frames coming on time; a worker killed with SIGKILL ends only its rooms, whose
 // clients are told to reconnect and are back in a call within 10 s, while the other room goes on;
-// recording in a worker under the server-wide MAX_RECORDINGS; and both rooms on a busy machine.
+// recording in a worker under the server-wide MAX_RECORDINGS; both rooms on a busy machine; and a
+// worker signalled as a whole process group is, which leaves the shutdown to the server.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -162,4 +163,19 @@ describe("media workers", () => {
       await load.stop();
     }
   }, 30_000);
+  it("a worker signalled with SIGTERM or SIGINT (as Ctrl-C or systemd signal the whole group) keeps its room until the server closes it", async () => {
+    const b = server.workers!.workerOf("wb")!;
+    const t0 = performance.now();
+    process.kill(b.pid!, "SIGTERM");
+    process.kill(b.pid!, "SIGINT");
+    await sleep(2500);
+    // Still the same process, still serving: the server's own shutdown is what tells clients to go.
+    expect(() => process.kill(b.pid!, 0)).not.toThrow();
+    expect(server.workers!.workerOf("wb")?.pid).toBe(b.pid);
+    expect(server.workers!.list().every((w) => w.ready)).toBe(true);
+    for (const p of roomB) {
+      expect(longestGap(p, t0, performance.now())).toBeLessThan(500);
+      expect(p.messages.some((m) => m.type === "shutdown")).toBe(false);
+    }
+  });
 });
